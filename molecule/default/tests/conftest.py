@@ -1,0 +1,83 @@
+"""Helpers for the testinfra verify step: everything runs inside the converged host, as root."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+WORKERS_TARGET = "warren-workers.target"
+
+
+def run_json(host: Any, command: str) -> Any:
+    result = host.run(command)
+    assert result.rc == 0, f"{command!r} failed ({result.rc}): {result.stderr or result.stdout}"
+    return json.loads(result.stdout)
+
+
+def rabbitmqadmin(host: Any, *args: str) -> Any:
+    """Run the tutorials' rabbitmqadmin as root (credentials from /root/.rabbitmqadmin.conf)."""
+    return run_json(host, "rabbitmqadmin -f raw_json " + " ".join(shlex.quote(a) for a in args))
+
+
+def admin_credentials(host: Any) -> tuple[str, str]:
+    config = host.run(
+        "python3 -c \"import configparser; c = configparser.RawConfigParser(); "
+        "c.read('/root/.rabbitmqadmin.conf'); print(c['default']['username']); print(c['default']['password'])\""
+    )
+    assert config.rc == 0, config.stderr
+    user, password = config.stdout.split("\n")[:2]
+    return user, password
+
+
+def http_status(host: Any, url: str, user: str, password: str) -> int:
+    """HTTP status of a GET with basic auth, made from inside the host with the standard library."""
+    script = (
+        "import base64, sys, urllib.request, urllib.error\n"
+        "req = urllib.request.Request(sys.argv[1])\n"
+        "token = base64.b64encode((sys.argv[2] + ':' + sys.argv[3]).encode()).decode()\n"
+        "req.add_header('Authorization', 'Basic ' + token)\n"
+        "try:\n"
+        "    print(urllib.request.urlopen(req, timeout=10).status)\n"
+        "except urllib.error.HTTPError as err:\n"
+        "    print(err.code)\n"
+    )
+    result = host.run(
+        "python3 -c %s %s %s %s", script, url, user, password
+    )
+    assert result.rc == 0, result.stderr
+    return int(result.stdout.strip())
+
+
+def publish(host: Any, exchange: str, routing_key: str, payload: dict[str, Any]) -> str:
+    """Publish a persistent message with rabbitmqadmin; returns its output (routed or not)."""
+    result = host.run(
+        "rabbitmqadmin publish exchange=%s routing_key=%s payload=%s properties=%s",
+        exchange,
+        routing_key,
+        json.dumps(payload),
+        json.dumps({"delivery_mode": 2, "content_type": "application/json"}),
+    )
+    assert result.rc == 0, result.stderr
+    return result.stdout.strip()
+
+
+def get_messages(host: Any, queue: str, count: int = 10) -> list[dict[str, Any]]:
+    """Take up to `count` messages off `queue` (acked, not requeued)."""
+    return rabbitmqadmin(host, "get", f"queue={queue}", f"count={count}", "ackmode=ack_requeue_false")
+
+
+@pytest.fixture
+def workers_paused(host: Any) -> Iterator[None]:
+    """Stop Warren's workers (when deployed) so messages stay in their queues to be inspected."""
+    deployed = host.run(f"systemctl cat {WORKERS_TARGET}").rc == 0
+    if deployed:
+        host.run_expect([0], f"systemctl stop {WORKERS_TARGET}")
+    try:
+        yield
+    finally:
+        if deployed:
+            host.run_expect([0], f"systemctl start {WORKERS_TARGET}")
