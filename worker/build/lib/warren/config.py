@@ -1,0 +1,370 @@
+"""Worker profile: TOML -> frozen dataclasses, validated all at once (schema in docs/design.md)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from warren.retry import Backoff
+from warren.routing import pattern_problem
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("plain", "json")
+
+
+class ConfigError(Exception):
+    """Every problem found in one profile; str() is the single line operators see."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"invalid configuration {path}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    endpoints: tuple[str, ...]
+    vhost: str
+    username: str
+    password: str
+    heartbeat: int
+    connection_timeout: float
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    queue: str
+    prefetch: int
+    concurrency: int
+    drain_timeout: float
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    pattern: str
+    target: str  # "package.module:function", for logs
+    func: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    exchange: str
+    max_attempts: int
+    initial_delay: float
+    multiplier: float
+    max_delay: float
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.initial_delay, self.multiplier, self.max_delay)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    path: str
+    broker: BrokerConfig
+    consumer: ConsumerConfig
+    handlers: tuple[HandlerSpec, ...]
+    retry: RetryConfig
+    dead_letter_exchange: str
+    log_format: str
+    log_level: str
+    metrics_listen: tuple[str, int] | None
+
+
+_SCHEMA: dict[str, set[str]] = {
+    "broker": {"endpoints", "vhost", "username", "password_file", "heartbeat", "connection_timeout"},
+    "consumer": {"queue", "prefetch", "concurrency", "drain_timeout"},
+    "handlers": set(),  # free-form: pattern -> import path
+    "retry": {"exchange", "max_attempts", "initial_delay", "multiplier", "max_delay"},
+    "dead_letter": {"exchange"},
+    "logging": {"format", "level"},
+    "metrics": {"listen"},
+}
+_REQUIRED_SECTIONS = ("broker", "consumer", "handlers")
+
+_MISSING = object()
+
+
+class _Reader:
+    """Typed getters that record problems instead of raising, so one run reports everything."""
+
+    def __init__(self, data: Mapping[str, Any], problems: list[str]) -> None:
+        self.data = data
+        self.problems = problems
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        value = self.data.get(name, {})
+        if not isinstance(value, Mapping):
+            self.problems.append(f"[{name}] must be a table")
+            return {}
+        return value
+
+    def get(self, sec: str, key: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+        value = self.section(sec).get(key, _MISSING)
+        if value is _MISSING:
+            if default is _MISSING:
+                self.problems.append(f"{sec}.{key} is required")
+            return None if default is _MISSING else default
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # TOML booleans are ints to Python; never accept one where a number is wanted.
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if not ok:
+            names = " or ".join("number" if k is float else _TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            self.problems.append(
+                f"{sec}.{key} must be {names}, got {_TYPE_NAMES.get(type(value), type(value).__name__)}"
+            )
+            return None
+        return float(value) if float in kinds and isinstance(value, int) else value
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", bool: "a boolean", dict: "a table"}
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> WorkerConfig:
+    """Read and validate a profile; raises ConfigError listing every problem."""
+    p = str(path)
+    try:
+        with open(p, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(p, [f"cannot read file: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(p, [f"not valid TOML: {exc}"]) from None
+    return parse_config(data, p, os.environ if environ is None else environ)
+
+
+def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str]) -> WorkerConfig:
+    problems: list[str] = []
+    r = _Reader(data, problems)
+
+    for name in data:
+        if name not in _SCHEMA:
+            problems.append(f"unknown section [{name}]")
+    for name in _REQUIRED_SECTIONS:
+        if name not in data:
+            problems.append(f"section [{name}] is required")
+    for name, keys in _SCHEMA.items():
+        if keys:
+            for key in r.section(name):
+                if key not in keys:
+                    problems.append(f"unknown key {name}.{key}")
+
+    broker = _broker(r, environ)
+    consumer = _consumer(r)
+    handlers = _handlers(r)
+    retry = _retry(r)
+    dlx = r.get("dead_letter", "exchange", str, "warren.dlx")
+    log_format = r.get("logging", "format", str, "plain")
+    if log_format is not None and log_format not in LOG_FORMATS:
+        problems.append(f"logging.format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    level = r.get("logging", "level", str, "INFO")
+    if level is not None and level.upper() not in LOG_LEVELS:
+        problems.append(f"logging.level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    listen = _listen(r)
+
+    if problems:
+        raise ConfigError(path, problems)
+    assert broker and consumer and retry and dlx is not None and log_format and level
+    return WorkerConfig(
+        path=path,
+        broker=broker,
+        consumer=consumer,
+        handlers=handlers,
+        retry=retry,
+        dead_letter_exchange=dlx,
+        log_format=log_format,
+        log_level=level.upper(),
+        metrics_listen=listen,
+    )
+
+
+def _endpoint_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"broker.endpoints: {url!r} is not a valid URL ({exc})"
+    if parts.scheme not in ("amqp", "amqps"):
+        return f"broker.endpoints: {url!r} must start with amqp:// or amqps://"
+    if not parts.hostname:
+        return f"broker.endpoints: {url!r} has no host"
+    if parts.username is not None or parts.password is not None:
+        return f"broker.endpoints: {url!r} contains credentials; use broker.username and broker.password_file"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return f"broker.endpoints: {url!r} must be scheme://host[:port] only; the vhost is broker.vhost"
+    if port is not None and not 0 < port < 65536:
+        return f"broker.endpoints: {url!r} has an invalid port"
+    return None
+
+
+def _broker(r: _Reader, environ: Mapping[str, str]) -> BrokerConfig | None:
+    start = len(r.problems)
+    endpoints = r.get("broker", "endpoints", list)
+    if endpoints is not None:
+        if not endpoints:
+            r.problems.append("broker.endpoints must list at least one amqp:// URL")
+        for url in endpoints:
+            problem = (
+                f"broker.endpoints entries must be strings, got {url!r}"
+                if not isinstance(url, str)
+                else _endpoint_problem(url)
+            )
+            if problem:
+                r.problems.append(problem)
+    vhost = r.get("broker", "vhost", str, "/")
+    username = r.get("broker", "username", str)
+    if username == "":
+        r.problems.append("broker.username must not be empty")
+    password = _password(r, environ)
+    heartbeat = r.get("broker", "heartbeat", int, 30)
+    if heartbeat is not None and heartbeat < 0:
+        r.problems.append("broker.heartbeat must be >= 0 (0 disables heartbeats)")
+    timeout = r.get("broker", "connection_timeout", (int, float), 10.0)
+    if timeout is not None and timeout <= 0:
+        r.problems.append("broker.connection_timeout must be > 0")
+    if len(r.problems) != start or password is None:
+        return None
+    return BrokerConfig(tuple(endpoints), vhost, username, password, heartbeat, timeout)
+
+
+def _password(r: _Reader, environ: Mapping[str, str]) -> str | None:
+    name = r.get("broker", "password_file", str)
+    if name is None:
+        return None
+    if not name:
+        r.problems.append("broker.password_file must not be empty")
+        return None
+    if os.path.isabs(name):
+        path = name
+    else:
+        creds = environ.get("CREDENTIALS_DIRECTORY")
+        if not creds:
+            r.problems.append(
+                f"broker.password_file {name!r} is relative but CREDENTIALS_DIRECTORY is not set "
+                "(use systemd LoadCredential= or an absolute path)"
+            )
+            return None
+        path = os.path.join(creds, name)
+    try:
+        password = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        r.problems.append(f"broker.password_file {path}: {exc.strerror or exc}")
+        return None
+    except UnicodeDecodeError:
+        r.problems.append(f"broker.password_file {path}: not UTF-8")
+        return None
+    if not password:
+        r.problems.append(f"broker.password_file {path} is empty")
+        return None
+    return password
+
+
+def _consumer(r: _Reader) -> ConsumerConfig | None:
+    start = len(r.problems)
+    queue = r.get("consumer", "queue", str)
+    if queue == "":
+        r.problems.append("consumer.queue must not be empty")
+    prefetch = r.get("consumer", "prefetch", int, 32)
+    if prefetch is not None and not 1 <= prefetch <= 65535:
+        r.problems.append("consumer.prefetch must be between 1 and 65535")
+    concurrency = r.get("consumer", "concurrency", int, 8)
+    if concurrency is not None and concurrency < 1:
+        r.problems.append("consumer.concurrency must be >= 1")
+    if prefetch is not None and concurrency is not None and concurrency > prefetch:
+        # Threads beyond prefetch could never receive work: the broker caps unacked deliveries.
+        r.problems.append(
+            f"consumer.concurrency ({concurrency}) must not exceed consumer.prefetch ({prefetch})"
+        )
+    drain = r.get("consumer", "drain_timeout", (int, float), 30.0)
+    if drain is not None and drain < 0:
+        r.problems.append("consumer.drain_timeout must be >= 0")
+    if len(r.problems) != start:
+        return None
+    return ConsumerConfig(queue, prefetch, concurrency, drain)
+
+
+def import_handler(target: str) -> Callable[..., Any]:
+    """Resolve "package.module:function"; raises ValueError with a one-line reason."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"{target!r} is not of the form 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # an import can fail in arbitrary ways; report, don't crash
+        raise ValueError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not callable(obj):
+        raise ValueError(f"{target!r} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def _handlers(r: _Reader) -> tuple[HandlerSpec, ...]:
+    table = r.section("handlers")
+    if "handlers" in r.data and not table:
+        r.problems.append("[handlers] must map at least one routing-key pattern to a handler")
+    specs = []
+    for pattern, target in table.items():
+        problem = pattern_problem(pattern)
+        if problem:
+            r.problems.append(f"handlers: {problem}")
+            continue
+        if not isinstance(target, str):
+            r.problems.append(f"handlers.{pattern!r} must be a string 'package.module:function'")
+            continue
+        try:
+            specs.append(HandlerSpec(pattern, target, import_handler(target)))
+        except ValueError as exc:
+            r.problems.append(f"handlers.{pattern!r}: {exc}")
+    return tuple(specs)
+
+
+def _retry(r: _Reader) -> RetryConfig | None:
+    start = len(r.problems)
+    exchange = r.get("retry", "exchange", str, "warren.retry")
+    max_attempts = r.get("retry", "max_attempts", int, 5)
+    if max_attempts is not None and max_attempts < 1:
+        r.problems.append("retry.max_attempts must be >= 1 (1 = no retries)")
+    initial = r.get("retry", "initial_delay", (int, float), 1.0)
+    if initial is not None and initial <= 0:
+        r.problems.append("retry.initial_delay must be > 0")
+    multiplier = r.get("retry", "multiplier", (int, float), 2.0)
+    if multiplier is not None and multiplier < 1:
+        r.problems.append("retry.multiplier must be >= 1")
+    max_delay = r.get("retry", "max_delay", (int, float), 60.0)
+    if max_delay is not None and initial is not None and max_delay < initial:
+        r.problems.append("retry.max_delay must be >= retry.initial_delay")
+    if len(r.problems) != start:
+        return None
+    return RetryConfig(exchange, max_attempts, initial, multiplier, max_delay)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """ "host:port" or "[v6]:port" -> (host, port); raises ValueError."""
+    host, sep, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"metrics.listen must be 'host:port' (e.g. 127.0.0.1:9420) or empty, got {value!r}")
+    return host, int(port_text)
+
+
+def _listen(r: _Reader) -> tuple[str, int] | None:
+    value = r.get("metrics", "listen", str, "")
+    if not value:
+        return None
+    try:
+        return parse_listen(value)
+    except ValueError as exc:
+        r.problems.append(str(exc))
+        return None

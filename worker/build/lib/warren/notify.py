@@ -1,0 +1,58 @@
+"""sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET, a no-op when it is unset."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+
+log = logging.getLogger("warren.notify")
+
+
+class Notifier:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        addr = env.get("NOTIFY_SOCKET", "")
+        # "@name" is a Linux abstract-namespace socket: the kernel wants a leading NUL instead.
+        self._address = "\0" + addr[1:] if addr.startswith("@") else addr
+        usec = env.get("WATCHDOG_USEC", "")
+        pid = env.get("WATCHDOG_PID", "")
+        watchdog = usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid()))
+        # Ping at half the period, as sd_watchdog_enabled(3) recommends.
+        self.watchdog_interval: float | None = int(usec) / 2e6 if watchdog else None
+        self._sock: socket.socket | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._address)
+
+    def send(self, state: str) -> bool:
+        if not self._address:
+            return False
+        try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.sendto(state.encode("utf-8"), self._address)
+        except OSError as exc:
+            # Supervision is best effort: never let a notification failure stop message processing.
+            log.warning("sd_notify failed: %s", exc)
+            return False
+        return True
+
+    def ready(self, status: str = "") -> bool:
+        return self.send("READY=1" + (f"\nSTATUS={status}" if status else ""))
+
+    def status(self, status: str) -> bool:
+        return self.send(f"STATUS={status}")
+
+    def stopping(self) -> bool:
+        return self.send("STOPPING=1")
+
+    def watchdog(self) -> bool:
+        return self.send("WATCHDOG=1")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

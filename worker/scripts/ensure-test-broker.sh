@@ -1,0 +1,49 @@
+#!/bin/sh
+# Make sure a RabbitMQ broker answers on 127.0.0.1:5672 for the integration tests and the benchmark.
+# Idempotent: does nothing when something already listens on 5672. Installs Debian's rabbitmq-server
+# when missing (root only) and starts it detached: there is no systemd on the CI host.
+set -eu
+
+listening() {
+    # ss is in iproute2; fall back to bash's /dev/tcp when it is absent.
+    if command -v ss >/dev/null 2>&1; then
+        ss -Hltn 'sport = :5672' | grep -q .
+    else
+        (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null
+    fi
+}
+
+if listening; then
+    echo "ensure-test-broker: something already listens on 5672"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "ensure-test-broker: nothing listens on 5672 and we are not root; start RabbitMQ yourself" >&2
+    exit 1
+fi
+
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q rabbitmq-server
+fi
+
+# The Debian package's postinst may start it through systemd-less invoke-rc.d; only start when still silent.
+if ! rabbitmqctl -q status >/dev/null 2>&1; then
+    rabbitmq-server -detached
+fi
+rabbitmqctl -q await_startup --timeout 120
+# Management is handy for inspecting test vhosts by hand; the tests themselves use rabbitmqctl.
+rabbitmq-plugins enable rabbitmq_management >/dev/null || echo "ensure-test-broker: could not enable rabbitmq_management (tests fall back to rabbitmqctl)" >&2
+
+i=0
+until listening; do
+    i=$((i + 1))
+    if [ "$i" -gt 60 ]; then
+        echo "ensure-test-broker: RabbitMQ started but 5672 is not listening after 60 s" >&2
+        exit 1
+    fi
+    sleep 1
+done
+echo "ensure-test-broker: RabbitMQ is up on 127.0.0.1:5672"
