@@ -1,9 +1,10 @@
 """Loaded by every Python process the tests start (PYTHONPATH points here): cut the network, fake Google.
 
 1. Sockets: any connect or name lookup for something other than loopback raises, and is recorded.
-2. requests: HTTPAdapter.send answers Google's OAuth token endpoint and the Compute Engine
-   aggregatedList of instances from the JSON file in $FAKEGCP_INSTANCES, records every request in
-   $FAKEGCP_LOG (one JSON line each), and refuses anything else. Nothing reaches a real server.
+2. requests: HTTPAdapter.send records every request in $FAKEGCP_LOG (one JSON line each) and answers
+   Google's OAuth token endpoint, the Compute Engine aggregatedList of instances (from the JSON file in
+   $FAKEGCP_INSTANCES) and any other Compute GET with 404; anything else (a create, a delete) raises, so a
+   playbook stops at its first write. Nothing reaches a real server.
 Inactive unless FAKEGCP_LOG is set, so it cannot change anything outside the tests.
 """
 
@@ -70,14 +71,24 @@ if _LOG:
 
         def send(self, request, **kwargs):
             url = urlsplit(request.url)
+            body = request.body
+            if isinstance(body, bytes):
+                body = body.decode("utf-8", "replace")
+            try:
+                body = json.loads(body) if body else None
+            except ValueError:
+                pass  # form-encoded (the token request): keep the text
             _record({"method": request.method, "host": url.hostname, "path": url.path,
-                     "query": {k: v[0] for k, v in parse_qs(url.query).items()}})
+                     "query": {k: v[0] for k, v in parse_qs(url.query).items()}, "body": body})
             if url.hostname == "oauth2.googleapis.com" and url.path == "/token":
                 return _respond(request, 200, {"access_token": "fake-token", "expires_in": 3600,
                                                "token_type": "Bearer"})
             if url.hostname == "www.googleapis.com" and url.path.endswith("/aggregated/instances"):
                 with open(os.environ["FAKEGCP_INSTANCES"], encoding="utf-8") as handle:
                     return _respond(request, 200, json.load(handle))
+            if request.method == "GET" and url.path.startswith("/compute/v1/projects/"):
+                # Any single resource: "not found", so a module goes on to create it (and is stopped below).
+                return _respond(request, 404, {"error": {"code": 404, "message": "fakegcp: not found"}})
             raise OSError(f"fakegcp: no fake for {request.method} {request.url}")
 
         HTTPAdapter.send = send
