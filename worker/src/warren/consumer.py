@@ -298,6 +298,9 @@ class Worker:
         if self._channel is not channel:
             return
         self._forget_channel()
+        conn = self._connection
+        if conn is None or conn.is_closing or conn.is_closed:
+            return  # the connection is going away; _on_connection_closed says why
         if isinstance(reason, pex.ChannelClosedByBroker):
             if reason.reply_code in _PERMISSION_CODES:
                 log.error("broker refused access to queue %r: %s", self.queue, reason.reply_text)

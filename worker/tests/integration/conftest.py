@@ -153,27 +153,40 @@ class Broker:
         path.write_text(_toml(data))
         return path
 
-    def start_worker(self, config: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:
-        log = config.with_suffix(".log")
-        full_env = {
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {
             **os.environ,
             "PYTHONPATH": str(HERE),
             "WARREN_TEST_RECORD": str(self.record_file),
             "PYTHONUNBUFFERED": "1",
-            **(env or {}),
+            **(extra or {}),
         }
-        if "NOTIFY_SOCKET" not in (env or {}):
-            full_env.pop("NOTIFY_SOCKET", None)  # never talk to a real systemd from tests
+        if "NOTIFY_SOCKET" not in (extra or {}):
+            env.pop("NOTIFY_SOCKET", None)  # never talk to a real systemd from tests
+        return env
+
+    def run(self, tool: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run warren-worker / warren-publish to completion (bounded)."""
+        return subprocess.run(
+            [str(BIN / tool), *args], input=stdin, capture_output=True, text=True, timeout=60, env=self.env()
+        )
+
+    def start_worker(
+        self, config: Path, env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        log = config.with_suffix(".log")
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
                 [str(BIN / "warren-worker"), "--config", str(config)],
                 stdout=fh,
                 stderr=subprocess.STDOUT,
-                env=full_env,
+                env=self.env(env),
             )
         self.procs.append(proc)
         wait_for(
-            lambda: "consuming " in log.read_text() or proc.poll() is not None, 30, "worker to start consuming"
+            lambda: "consuming " in log.read_text() or proc.poll() is not None,
+            30,
+            "worker to start consuming",
         )
         assert proc.poll() is None, f"worker exited early ({proc.returncode}):\n{log.read_text()}"
         return proc, log

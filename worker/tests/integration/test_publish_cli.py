@@ -1,0 +1,57 @@
+"""warren-publish as a process: confirms, unroutable exit status, bulk JSON lines, invalid input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from conftest import Broker
+
+pytestmark = pytest.mark.integration
+
+
+def publish(mq: Broker, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return mq.run("warren-publish", "--vhost", mq.vhost, *args, stdin=stdin)
+
+
+def test_single_message_is_persistent_with_message_id(mq: Broker) -> None:
+    out = publish(mq, "--exchange", "events", "--routing-key", "order.created", '{"order_id":123}')
+    assert out.returncode == 0, out.stderr
+    ((props, body),) = mq.get_all("order.events")
+    assert json.loads(body) == {"order_id": 123}
+    assert props.delivery_mode == 2
+    assert props.content_type == "application/json"
+    assert len(props.message_id) == 36
+
+
+def test_unroutable_exits_non_zero(mq: Broker) -> None:
+    out = publish(mq, "--exchange", "events", "--routing-key", "invoice.created", '{"id":1}')
+    assert out.returncode == 3
+    assert "unroutable: exchange 'events' routing key 'invoice.created' matches no queue" in out.stderr
+
+
+def test_bulk_json_lines_with_envelopes_and_a_bad_line(mq: Broker) -> None:
+    lines = [
+        json.dumps({"routing_key": "order.created", "body": {"order_id": 1}}),
+        json.dumps({"order_id": 2}),  # plain body: uses --routing-key
+        "{broken",
+        "",
+        json.dumps({"routing_key": "order.completed", "body": {"order_id": 3}, "message_id": "m-3"}),
+    ]
+    out = publish(
+        mq, "--exchange", "events", "--routing-key", "order.updated", "--file", "-", stdin="\n".join(lines)
+    )
+    assert out.returncode == 2
+    assert "not published: line 3: not JSON" in out.stderr
+    assert "3 confirmed, 0 unroutable, 0 nacked, 1 invalid input lines" in out.stderr
+    got = mq.get_all("order.events")
+    assert [json.loads(b)["order_id"] for _, b in got] == [1, 2, 3]
+    assert got[2][0].message_id == "m-3"
+
+
+def test_invalid_body_and_no_broker(mq: Broker) -> None:
+    out = publish(mq, "--routing-key", "jobs", "[1]")
+    assert out.returncode == 2 and "expected a JSON object" in out.stderr
+    out = publish(mq, "--url", "amqp://127.0.0.1:1/", "--routing-key", "jobs", "{}")
+    assert out.returncode == 69 and out.stderr.startswith("warren-publish: ")
