@@ -58,7 +58,7 @@ def image_of(settings: dict[str, Any]) -> tuple[str, str]:
 
 
 def _disk_type(settings: dict[str, Any], family: dict[str, Any]) -> str:
-    return str(settings.get("disk_type") or (family.get("disk_types") or [""])[0])
+    return str(settings.get("disk_type") or (family.get("boot_disk_types") or [""])[0])
 
 
 def _int(value: Any) -> int | None:
@@ -130,10 +130,10 @@ def _check_machine(role: str, settings: dict[str, Any], image_arch: str, errors:
             f"pick an {image_arch} type (e.g. c4a-standard-4 or t2a-standard-4) or an {arch} image."
         )
     disk_type = _disk_type(settings, family)
-    if disk_type not in (family.get("disk_types") or []):
+    if disk_type not in (family.get("boot_disk_types") or []):
         errors.append(
             f"gcp_fleet_disk_type: {disk_type!r} cannot be attached to {machine_type}; the {name} family takes "
-            f"{', '.join(family.get('disk_types') or [])}."
+            f"{', '.join(family.get('boot_disk_types') or [])}."
         )
     size = _int(settings.get(f"{role}_disk_size_gb"))
     if size is None or size < 10:
@@ -262,6 +262,11 @@ def firewall_names(settings: dict[str, Any]) -> list[str]:
     return [f"{settings['name']}-allow-{suffix}" for suffix in FIREWALL_SUFFIXES]
 
 
+def network_ref(settings: dict[str, Any]) -> dict[str, str]:
+    """The network as the google.cloud modules take a reference to it."""
+    return {"selfLink": _network_link(settings)}
+
+
 def _labels(settings: dict[str, Any], role: str) -> dict[str, str]:
     labels = {str(k): str(v) for k, v in (settings.get("labels") or {}).items()}
     labels.update({"warren-fleet": str(settings["name"]), "warren-role": role})
@@ -384,4 +389,5 @@ class FilterModule:
             "gcp_fleet_specs": specs,
             "gcp_fleet_teardown_errors": validate_teardown,
             "gcp_fleet_firewall_names": firewall_names,
+            "gcp_fleet_network_ref": network_ref,
         }
