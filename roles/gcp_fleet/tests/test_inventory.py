@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, unwrap
 
 INVENTORY = REPO / "inventory" / "gcp.gcp_compute.yml"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import SSH_KEY
 
 VALID = {"gcp_fleet_project": "demo-proj", "gcp_fleet_zone": "us-central1-a",

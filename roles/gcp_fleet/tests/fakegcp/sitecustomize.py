@@ -51,10 +51,11 @@ if _LOG:
     socket.getaddrinfo = getaddrinfo
 
     try:
+        from urllib.parse import parse_qs, urlsplit
+
         import requests
         from requests.adapters import HTTPAdapter
         from requests.models import Response
-        from urllib.parse import parse_qs, urlsplit
     except ImportError:  # a Python without requests (not the controller venv): only the guard applies
         requests = None
 
