@@ -1,0 +1,188 @@
+"""sd_notify, log formats, built-in handlers, publisher input parsing, endpoint rotation, ack coalescing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import VALID
+
+from warren.cli import InputError, parse_line, publish_main
+from warren.config import load_config
+from warren.connection import Endpoints
+from warren.consumer import Delivery, Worker
+from warren.handlers import InvalidMessage, Message, job, order_event, whatsapp_notification
+from warren.logs import JsonFormatter, PlainFormatter
+from warren.metrics import Metrics
+from warren.notify import Notifier
+from warren.retry import Backoff
+
+
+def test_notify_abstract_socket_and_watchdog() -> None:
+    name = f"warren-unit-{uuid.uuid4().hex}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind("\0" + name)
+    server.settimeout(2)
+    n = Notifier({"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "4000000"})
+    assert n.enabled and n.watchdog_interval == 2.0
+    assert n.ready("ok")
+    assert server.recv(100) == b"READY=1\nSTATUS=ok"
+    assert n.status("x=1") and server.recv(100) == b"STATUS=x=1"
+    assert n.watchdog() and server.recv(100) == b"WATCHDOG=1"
+    assert n.stopping() and server.recv(100) == b"STOPPING=1"
+    n.close()
+    server.close()
+
+
+def test_notify_path_socket_and_disabled(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    assert Notifier({"NOTIFY_SOCKET": path}).ready() and server.recv(100) == b"READY=1"
+    server.close()
+    off = Notifier({})
+    assert not off.enabled and off.ready() is False and off.watchdog_interval is None
+    # Watchdog meant for another process (WATCHDOG_PID) is not ours to feed.
+    assert (
+        Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"}).watchdog_interval
+        is None
+    )
+
+
+def test_notify_failure_is_not_fatal(tmp_path: Path) -> None:
+    assert Notifier({"NOTIFY_SOCKET": str(tmp_path / "absent")}).ready() is False
+
+
+def _record(**extra: Any) -> logging.LogRecord:
+    rec = logging.LogRecord("warren.outcome", logging.INFO, "f", 1, "message %s", ("acked",), None)
+    rec.__dict__.update(extra)
+    return rec
+
+
+def test_plain_and_json_formats() -> None:
+    rec = _record(outcome="acked", queue="q", error="E: two words", message_id=None)
+    assert PlainFormatter().format(rec) == (
+        'INFO warren.outcome: message acked outcome=acked queue=q error="E: two words" message_id=None'
+    )
+    doc = json.loads(JsonFormatter().format(rec))
+    assert {k: doc[k] for k in ("level", "logger", "msg", "outcome", "queue", "error")} == {
+        "level": "INFO",
+        "logger": "warren.outcome",
+        "msg": "message acked",
+        "outcome": "acked",
+        "queue": "q",
+        "error": "E: two words",
+    }
+
+
+def msg(body: dict[str, Any], routing_key: str = "order.created") -> Message:
+    return Message(body, routing_key, "events", "q", "id-1", 1, False)
+
+
+def test_order_event_handler_logs_like_the_tutorial(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        order_event(msg({"order_id": 123, "event": "order.created"}))
+    assert caplog.messages == [
+        "Received event {'order_id': 123, 'event': 'order.created'}",
+        "Processing event type order.created",
+    ]
+    order_event(msg({"order_id": 1}, "order.completed"))  # event type from the routing key
+    with pytest.raises(InvalidMessage, match=r"unknown order event type 'order.shipped'"):
+        order_event(msg({"order_id": 1}, "order.shipped"))
+
+
+def test_job_and_whatsapp_validation() -> None:
+    job(msg({"task": "t", "seconds": 0}))
+    for bad in ({"task": "t", "seconds": -1}, {"task": "t", "seconds": True}, {"task": "t", "seconds": "2"}):
+        with pytest.raises(InvalidMessage):
+            job(msg(bad))
+    whatsapp_notification(msg({"phone": "+911234567890", "message": "hi"}))
+    with pytest.raises(InvalidMessage, match=r"E\.164"):
+        whatsapp_notification(msg({"phone": "12345", "message": "hi"}))
+    with pytest.raises(InvalidMessage, match="non-empty"):
+        whatsapp_notification(msg({"phone": "+911234567890", "message": " "}))
+
+
+def test_parse_line_envelope_or_plain_body() -> None:
+    m = parse_line(
+        '{"routing_key": "order.created", "body": {"order_id": 1}, "message_id": "m1"}', "events", None
+    )
+    assert (m.exchange, m.routing_key, m.message_id, json.loads(m.body)) == (
+        "events",
+        "order.created",
+        "m1",
+        {"order_id": 1},
+    )
+    m = parse_line('{"order_id": 2}', "events", "order.updated")
+    assert (m.routing_key, json.loads(m.body)) == ("order.updated", {"order_id": 2})
+    # "body" next to a non-envelope key: a plain body that happens to contain "body".
+    m = parse_line('{"body": {"x": 1}, "order_id": 3}', "", "jobs")
+    assert json.loads(m.body) == {"body": {"x": 1}, "order_id": 3}
+    for line, reason in [
+        ("{bad", "not JSON"),
+        ("[1]", "expected a JSON object, got list"),
+        ('{"body": 5, "routing_key": "k"}', "envelope body must be a JSON object"),
+        ('{"a": 1}', "no routing key"),
+    ]:
+        with pytest.raises(InputError, match=reason):
+            parse_line(line, "", None)
+
+
+def test_publish_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        publish_main([])
+    assert info.value.code == 2
+    assert "give exactly one of" in capsys.readouterr().err
+    assert publish_main(["{}"]) == 2
+    assert "--routing-key is required" in capsys.readouterr().err
+
+
+def test_endpoints_rotate_and_back_off() -> None:
+    e = Endpoints(("a", "b", "c"), Backoff(1.0, 2.0, 5.0))
+    assert [e.next_url() for _ in range(5)] == ["a", "b", "c", "a", "b"]
+    delays = [e.failed() for _ in range(5)]
+    assert all(n / 2 <= d <= n for d, n in zip(delays, (1, 2, 4, 5, 5), strict=True)), delays
+    e.succeeded()
+    assert e.failures == 0 and e.failed() <= 1.0
+
+
+class FakeChannel:
+    def __init__(self) -> None:
+        self.acks: list[tuple[int, bool]] = []
+
+    def basic_ack(self, tag: int, multiple: bool = False) -> None:
+        self.acks.append((tag, multiple))
+
+
+class Props:
+    headers = None
+    message_id = None
+
+
+def test_acks_are_coalesced_and_stragglers_do_not_block(write: Any, creds: dict[str, str]) -> None:
+    worker = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
+    try:
+        ch = worker._channel = FakeChannel()
+        for tag in range(1, 7):
+            worker._unacked[tag] = Delivery(worker._gen, tag, "events", "order.created", Props(), b"{}")
+
+        def done(*tags: int) -> None:
+            for t in tags:
+                worker._unacked[t].done = True
+                worker._ack_ready.append(t)
+            worker._flush_acks()
+
+        done(2, 3)  # 1 is still running: 2 and 3 are acked on their own, not held back
+        assert ch.acks == [(2, False), (3, False)]
+        done(1, 5)  # prefix 1..3 done -> one ack for 1 (2, 3 already acked); 5 on its own
+        assert ch.acks[2:] == [(1, False), (5, False)]
+        done(4, 6)  # 4 and 6 complete the prefix: one multiple ack
+        assert ch.acks[4:] == [(6, True)]
+        assert not worker._unacked
+    finally:
+        worker.pool.shutdown()
