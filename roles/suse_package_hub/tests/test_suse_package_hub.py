@@ -1,0 +1,129 @@
+"""suse_package_hub on localhost with a fake os-release, SUSEConnect and zypper: which commands it runs,
+for which distribution, and that a second run changes nothing. Real SUSE hosts: see docs/gcp.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROLE = Path(__file__).resolve().parents[1]
+REPO = ROLE.parents[1]
+BIN = Path(sys.executable).parent
+ARCH = platform.machine()
+
+FAKE_SUSECONNECT = """#!/bin/sh
+# Fake SUSEConnect: state file = one registered product identifier per line.
+echo "SUSEConnect $*" >> "$FAKE_CALLS"
+case "$1" in
+  --status)
+    printf '['; sep=''
+    while read -r id; do printf '%s{"identifier":"%s","version":"15.6","arch":"%s","status":"Registered"}' \
+      "$sep" "$id" "$(uname -m)"; sep=','; done < "$FAKE_STATE"
+    printf ']\\n' ;;
+  -p) echo "${2%%/*}" >> "$FAKE_STATE"; echo "Activating ${2} ..." ;;
+  -r) echo SLES >> "$FAKE_STATE" ;;
+  *) exit 2 ;;
+esac
+"""
+FAKE_ZYPPER = """#!/bin/sh
+echo "zypper $*" >> "$FAKE_CALLS"
+"""
+
+
+class Host:
+    def __init__(self, tmp: Path, os_id: str, registered: list[str]):
+        self.tmp = tmp
+        (tmp / "os-release").write_text(f'NAME="fake"\nID="{os_id}"\nVERSION_ID="15.6"\n')
+        self.state = tmp / "state"
+        self.state.write_text("".join(f"{p}\n" for p in registered))
+        self.calls = tmp / "calls"
+        self.calls.write_text("")
+        for name, text in (("SUSEConnect", FAKE_SUSECONNECT), ("zypper", FAKE_ZYPPER)):
+            path = tmp / name
+            path.write_text(text)
+            path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+    def run(self, **extra):
+        variables = {
+            "suse_package_hub_os_release": str(self.tmp / "os-release"),
+            "suse_package_hub_suseconnect": str(self.tmp / "SUSEConnect"),
+            "suse_package_hub_zypper": str(self.tmp / "zypper"),
+            "suse_package_hub_python_interpreter": sys.executable,
+            **extra,
+        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+        env.update({"PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "FAKE_CALLS": str(self.calls),
+                    "FAKE_STATE": str(self.state), "ANSIBLE_NOCOLOR": "1",
+                    "ANSIBLE_LOCAL_TEMP": str(self.tmp / "ansible-tmp")})
+        result = subprocess.run(
+            [str(BIN / "ansible-playbook"), "roles/suse_package_hub/tests/play.yml", "-e", json.dumps(variables)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+        calls = self.calls.read_text().splitlines()
+        self.calls.write_text("")
+        return result, calls
+
+
+def changed(result) -> int:
+    recap = [line for line in result.stdout.splitlines() if line.startswith("localhost")][-1]
+    return int(recap.split("changed=")[1].split()[0])
+
+
+def test_syntax_check():
+    result = subprocess.run([str(BIN / "ansible-playbook"), "--syntax-check", "roles/suse_package_hub/tests/play.yml"],
+                            cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sles_activates_package_hub_once(tmp_path):
+    host = Host(tmp_path, "sles", ["SLES", "sle-module-basesystem"])
+    result, calls = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls == ["SUSEConnect --status", f"SUSEConnect -p PackageHub/15.6/{ARCH}"]
+    assert changed(result) == 1
+    result, calls = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls == ["SUSEConnect --status"]
+    assert changed(result) == 0
+
+
+def test_sles_without_python311_gets_the_python_module_and_package_first(tmp_path):
+    host = Host(tmp_path, "sles", ["SLES", "PackageHub"])
+    result, calls = host.run(suse_package_hub_python_interpreter=str(tmp_path / "no-python3.11"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls == [f"SUSEConnect -p sle-module-python3/15.6/{ARCH}",
+                     "zypper --non-interactive install --no-recommends python311",
+                     "SUSEConnect --status"]
+
+
+def test_byos_registration_only_when_unregistered(tmp_path):
+    host = Host(tmp_path, "sles", [])
+    result, calls = host.run(suse_package_hub_registration_code="FAKE-CODE")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls[:2] == ["SUSEConnect --status", "SUSEConnect -r FAKE-CODE"]
+    assert "FAKE-CODE" not in result.stdout  # no_log
+    result, calls = host.run(suse_package_hub_registration_code="FAKE-CODE")
+    assert "SUSEConnect -r FAKE-CODE" not in calls
+    assert changed(result) == 0
+
+
+def test_leap_needs_no_suseconnect(tmp_path):
+    host = Host(tmp_path, "opensuse-leap", [])
+    result, calls = host.run(suse_package_hub_registration_code="IGNORED")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls == []
+    assert changed(result) == 0
+
+
+@pytest.mark.parametrize("os_id", ["debian", "rhel"])
+def test_unknown_distribution_is_refused(tmp_path, os_id):
+    result, calls = Host(tmp_path, os_id, []).run()
+    assert result.returncode != 0
+    assert f"os-release ID {os_id} is not in suse_package_hub_distributions" in result.stdout
+    assert calls == []
