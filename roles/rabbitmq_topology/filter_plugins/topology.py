@@ -1,0 +1,392 @@
+"""Filters of the rabbitmq_topology role: validation of the topology variables, and the users' permissions in
+the shape community.rabbitmq.rabbitmq_user expects.
+
+Pure Python on purpose: the unit tests import this file directly, without Ansible.
+
+`rabbitmq_topology_errors` returns *every* problem it finds (an empty list means valid), each message naming the
+offending entry, e.g. "bindings[2] (events -> order.evnts): destination queue 'order.evnts' is not declared in
+vhost '/'", so one failed run shows everything an operator has to fix.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+
+EXCHANGE_TYPES = ("direct", "topic", "fanout", "headers")
+QUEUE_TYPES = ("classic", "quorum")
+DESTINATION_TYPES = ("queue", "exchange")
+# RabbitMQ 3.10 policies apply to these (classic_queues/quorum_queues/streams arrived in 3.12).
+POLICY_APPLY_TO = ("all", "exchanges", "queues")
+USER_STATES = ("present", "absent")
+# Exchanges every vhost has. They can be bound from and dead-lettered to, never declared ("amq." is reserved).
+BUILTIN_EXCHANGES = ("amq.direct", "amq.fanout", "amq.headers", "amq.match", "amq.rabbitmq.trace", "amq.topic")
+SECTIONS = ("vhosts", "exchanges", "queues", "bindings", "policies")
+
+# Allowed keys per kind: key -> (type description, type check, required).
+_STR = ("a string", lambda v: isinstance(v, str))
+_BOOL = ("a boolean", lambda v: isinstance(v, bool))
+_DICT = ("a mapping", lambda v: isinstance(v, Mapping))
+_INT = ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool))
+_LIST = ("a list", lambda v: _is_list(v))
+
+SCHEMAS = {
+    "vhosts": {"name": (*_STR, True)},
+    "exchanges": {
+        "name": (*_STR, True),
+        "vhost": (*_STR, False),
+        "type": (*_STR, True),
+        "durable": (*_BOOL, False),
+        "auto_delete": (*_BOOL, False),
+        "internal": (*_BOOL, False),
+        "arguments": (*_DICT, False),
+    },
+    "queues": {
+        "name": (*_STR, True),
+        "vhost": (*_STR, False),
+        "type": (*_STR, False),
+        "durable": (*_BOOL, False),
+        "auto_delete": (*_BOOL, False),
+        "arguments": (*_DICT, False),
+        "dead_letter_exchange": (*_STR, False),
+        "dead_letter_routing_key": (*_STR, False),
+    },
+    "bindings": {
+        "source": (*_STR, True),
+        "destination": (*_STR, True),
+        "destination_type": (*_STR, False),
+        "routing_key": (*_STR, False),
+        "vhost": (*_STR, False),
+        "arguments": (*_DICT, False),
+    },
+    "policies": {
+        "name": (*_STR, True),
+        "vhost": (*_STR, False),
+        "pattern": (*_STR, True),
+        "apply_to": (*_STR, False),
+        "priority": (*_INT, False),
+        "definition": (*_DICT, True),
+    },
+    "users": {
+        "name": (*_STR, True),
+        "password": (*_STR, False),
+        "tags": (*_LIST, False),
+        "permissions": (*_LIST, False),
+        "state": (*_STR, False),
+    },
+    "permissions": {
+        "vhost": (*_STR, False),
+        "configure": (*_STR, False),
+        "write": (*_STR, False),
+        "read": (*_STR, False),
+    },
+}
+
+# Keys people try that definitions cannot express, with the reason instead of a bare "unknown key".
+_UNSUPPORTED = {
+    ("queues", "exclusive"): "exclusive queues belong to one connection and cannot be declared in definitions",
+}
+
+
+def _is_list(value):
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def _names(values):
+    return ", ".join(values)
+
+
+def _label(section, index, entry, name_key="name"):
+    if section == "bindings" and isinstance(entry, Mapping):
+        return f"{section}[{index}] ({entry.get('source', '?')} -> {entry.get('destination', '?')})"
+    if isinstance(entry, Mapping) and isinstance(entry.get(name_key), str):
+        return f"{section}[{index}] ({entry[name_key]})"
+    return f"{section}[{index}]"
+
+
+def _check_keys(kind, label, entry, errors):
+    """Type-check one entry against its schema. Returns False when it is not a mapping at all."""
+    if not isinstance(entry, Mapping):
+        errors.append(f"{label}: must be a mapping, got {entry!r}")
+        return False
+    schema = SCHEMAS[kind]
+    for key in entry:
+        if (kind, key) in _UNSUPPORTED:
+            errors.append(f"{label}: '{key}' is not supported: {_UNSUPPORTED[(kind, key)]}")
+        elif key not in schema:
+            errors.append(f"{label}: unknown key '{key}' (allowed: {_names(schema)})")
+    for key, (description, check, required) in schema.items():
+        if key not in entry:
+            if required:
+                errors.append(f"{label}: '{key}' is required")
+        elif not check(entry[key]):
+            errors.append(f"{label}: '{key}' must be {description}, got {entry[key]!r}")
+    return True
+
+
+def _get(entry, key, default, kind):
+    """The entry's value if it has the right type, else the default (its type error is already reported)."""
+    value = entry.get(key, default)
+    return value if SCHEMAS[kind][key][1](value) else default
+
+
+def _vhost(entry, kind):
+    return _get(entry, "vhost", "/", kind)
+
+
+def _declared_exchange(name, vhost, exchanges):
+    return name == "" or name in BUILTIN_EXCHANGES or (vhost, name) in exchanges
+
+
+def topology_errors(definitions, users=None, extra_exchange_types=None):
+    """All problems in the topology definitions and users, as a list of messages (empty when valid)."""
+    errors = []
+    exchange_types = tuple(EXCHANGE_TYPES) + tuple(extra_exchange_types or ())
+
+    if not isinstance(definitions, Mapping):
+        return [f"rabbitmq_topology_definitions must be a mapping with keys {_names(SECTIONS)}, got {definitions!r}"]
+    for key in definitions:
+        if key not in SECTIONS:
+            errors.append(f"rabbitmq_topology_definitions: unknown key '{key}' (allowed: {_names(SECTIONS)})")
+
+    sections = {}
+    for section in SECTIONS:
+        value = definitions.get(section)
+        if value is None:
+            value = []
+        if not _is_list(value):
+            errors.append(f"{section}: must be a list, got {value!r}")
+            value = []
+        sections[section] = [
+            (index, _label(section, index, entry), entry)
+            for index, entry in enumerate(value)
+            if _check_keys(section, _label(section, index, entry), entry, errors)
+        ]
+
+    # Names first, so that references can be checked against everything declared.
+    vhosts = {}
+    for index, label, entry in sections["vhosts"]:
+        name = _get(entry, "name", None, "vhosts")
+        if name is None:
+            continue
+        if name == "":
+            errors.append(f"{label}: name must not be empty")
+        elif name in vhosts:
+            errors.append(f"{label}: duplicate vhost '{name}' (also vhosts[{vhosts[name]}])")
+        else:
+            vhosts[name] = index
+
+    def check_vhost(label, entry, kind):
+        vhost = _vhost(entry, kind)
+        if vhost not in vhosts:
+            errors.append(f"{label}: vhost '{vhost}' is not declared in vhosts")
+
+    exchanges = {}
+    for index, label, entry in sections["exchanges"]:
+        check_vhost(label, entry, "exchanges")
+        name = _get(entry, "name", None, "exchanges")
+        vhost = _vhost(entry, "exchanges")
+        exchange_type = _get(entry, "type", None, "exchanges")
+        if exchange_type is not None and exchange_type not in exchange_types:
+            errors.append(f"{label}: unknown exchange type '{exchange_type}' (known: {_names(exchange_types)})")
+        if name is None:
+            continue
+        if name == "" or name.startswith("amq."):
+            errors.append(f"{label}: exchange name '{name}' is reserved by RabbitMQ (the default exchange or 'amq.*')")
+        elif (vhost, name) in exchanges:
+            errors.append(
+                f"{label}: duplicate exchange '{name}' in vhost '{vhost}' (also exchanges[{exchanges[(vhost, name)]}])"
+            )
+        else:
+            exchanges[(vhost, name)] = index
+
+    queues = {}
+    for index, label, entry in sections["queues"]:
+        check_vhost(label, entry, "queues")
+        name = _get(entry, "name", None, "queues")
+        vhost = _vhost(entry, "queues")
+        queue_type = _get(entry, "type", "classic", "queues")
+        arguments = _get(entry, "arguments", {}, "queues")
+        if queue_type not in QUEUE_TYPES:
+            errors.append(f"{label}: unknown queue type '{queue_type}' (known: {_names(QUEUE_TYPES)})")
+        if "x-queue-type" in arguments and arguments["x-queue-type"] != queue_type:
+            errors.append(
+                f"{label}: arguments x-queue-type '{arguments['x-queue-type']}' contradicts type '{queue_type}' "
+                "(set type only)"
+            )
+        if queue_type == "quorum":
+            if entry.get("durable", True) is False:
+                errors.append(f"{label}: quorum queues must be durable (durable: false)")
+            if entry.get("auto_delete", False) is True:
+                errors.append(f"{label}: quorum queues cannot be auto_delete")
+        dlx = _get(entry, "dead_letter_exchange", None, "queues")
+        dlx_argument = arguments.get("x-dead-letter-exchange")
+        if dlx is not None and dlx_argument is not None and dlx_argument != dlx:
+            errors.append(
+                f"{label}: dead_letter_exchange '{dlx}' contradicts arguments x-dead-letter-exchange '{dlx_argument}'"
+            )
+        if "dead_letter_routing_key" in entry and dlx is None:
+            errors.append(f"{label}: dead_letter_routing_key needs dead_letter_exchange")
+        for source, value in (("dead_letter_exchange", dlx), ("arguments x-dead-letter-exchange", dlx_argument)):
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                errors.append(f"{label}: {source} must be a string, got {value!r}")
+            elif not _declared_exchange(value, vhost, exchanges):
+                errors.append(f"{label}: dead-letter exchange '{value}' ({source}) is not declared in vhost '{vhost}'")
+        if name is None:
+            continue
+        if name == "" or name.startswith("amq."):
+            errors.append(f"{label}: queue name '{name}' is reserved by RabbitMQ (empty or 'amq.*')")
+        elif (vhost, name) in queues:
+            errors.append(
+                f"{label}: duplicate queue '{name}' in vhost '{vhost}' (also queues[{queues[(vhost, name)]}])"
+            )
+        else:
+            queues[(vhost, name)] = index
+
+    bindings = {}
+    for index, label, entry in sections["bindings"]:
+        check_vhost(label, entry, "bindings")
+        vhost = _vhost(entry, "bindings")
+        source = _get(entry, "source", None, "bindings")
+        destination = _get(entry, "destination", None, "bindings")
+        destination_type = _get(entry, "destination_type", "queue", "bindings")
+        if source == "":
+            errors.append(
+                f"{label}: the default exchange '' cannot be bound (it routes to the queue named by the "
+                "routing key already)"
+            )
+        elif source is not None and not _declared_exchange(source, vhost, exchanges):
+            errors.append(f"{label}: source exchange '{source}' is not declared in vhost '{vhost}'")
+        if destination_type not in DESTINATION_TYPES:
+            errors.append(
+                f"{label}: unknown destination_type '{destination_type}' (known: {_names(DESTINATION_TYPES)})"
+            )
+        elif destination is not None:
+            declared = queues if destination_type == "queue" else exchanges
+            if destination_type == "exchange" and destination in BUILTIN_EXCHANGES:
+                pass
+            elif (vhost, destination) not in declared:
+                errors.append(
+                    f"{label}: destination {destination_type} '{destination}' is not declared in vhost '{vhost}'"
+                )
+        key = (
+            vhost,
+            source,
+            destination_type,
+            destination,
+            _get(entry, "routing_key", "", "bindings"),
+            repr(sorted(_get(entry, "arguments", {}, "bindings").items())),
+        )
+        if key in bindings:
+            errors.append(f"{label}: duplicate binding (same as bindings[{bindings[key]}])")
+        else:
+            bindings[key] = index
+
+    policies = {}
+    for index, label, entry in sections["policies"]:
+        check_vhost(label, entry, "policies")
+        name = _get(entry, "name", None, "policies")
+        vhost = _vhost(entry, "policies")
+        apply_to = _get(entry, "apply_to", "all", "policies")
+        if apply_to not in POLICY_APPLY_TO:
+            errors.append(f"{label}: unknown apply_to '{apply_to}' (known: {_names(POLICY_APPLY_TO)})")
+        pattern = _get(entry, "pattern", None, "policies")
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                errors.append(f"{label}: pattern {pattern!r} is not a valid regular expression ({exc})")
+        if _get(entry, "definition", None, "policies") == {}:
+            errors.append(f"{label}: definition must not be empty")
+        if name is None:
+            continue
+        if (vhost, name) in policies:
+            errors.append(
+                f"{label}: duplicate policy '{name}' in vhost '{vhost}' (also policies[{policies[(vhost, name)]}])"
+            )
+        else:
+            policies[(vhost, name)] = index
+
+    errors.extend(_user_errors(users, vhosts))
+    return errors
+
+
+def _user_errors(users, vhosts):
+    errors = []
+    if users is None:
+        return errors
+    if not _is_list(users):
+        return [f"rabbitmq_topology_users must be a list, got {type(users).__name__!r}"]
+    names = {}
+    for index, user in enumerate(users):
+        # Never echo a user entry: it holds a password.
+        label = _label("users", index, user)
+        if not isinstance(user, Mapping):
+            errors.append(f"{label}: must be a mapping")
+            continue
+        for key in user:
+            if key not in SCHEMAS["users"]:
+                errors.append(f"{label}: unknown key '{key}' (allowed: {_names(SCHEMAS['users'])})")
+        name = user.get("name")
+        if not isinstance(name, str) or name == "":
+            errors.append(f"{label}: 'name' is required and must be a non-empty string")
+        elif name in names:
+            errors.append(f"{label}: duplicate user '{name}' (also users[{names[name]}])")
+        else:
+            names[name] = index
+        state = user.get("state", "present")
+        if state not in USER_STATES:
+            errors.append(f"{label}: unknown state {state!r} (known: {_names(USER_STATES)})")
+        password = user.get("password")
+        if state != "absent" and (not isinstance(password, str) or password == ""):
+            errors.append(
+                f"{label}: password is empty or not a string: set it from Ansible Vault (the default user "
+                "'warren' takes rabbitmq_topology_app_password, which defaults to warren_amqp_password)"
+            )
+        tags = user.get("tags", [])
+        if not _is_list(tags) or not all(isinstance(tag, str) for tag in tags):
+            errors.append(f"{label}: 'tags' must be a list of strings")
+        permissions = user.get("permissions", [])
+        if not _is_list(permissions):
+            errors.append(f"{label}: 'permissions' must be a list")
+            continue
+        seen = {}
+        for p_index, permission in enumerate(permissions):
+            p_label = f"{label}.permissions[{p_index}]"
+            if not _check_keys("permissions", p_label, permission, errors):
+                continue
+            vhost = _vhost(permission, "permissions")
+            if vhost not in vhosts:
+                errors.append(f"{p_label}: vhost '{vhost}' is not declared in vhosts")
+            if vhost in seen:
+                errors.append(f"{p_label}: duplicate permissions for vhost '{vhost}' (also permissions[{seen[vhost]}])")
+            seen[vhost] = p_index
+            for key in ("configure", "write", "read"):
+                value = permission.get(key)
+                if isinstance(value, str) and " " in value:
+                    # rabbitmq_user splits its rabbitmqctl command line on spaces.
+                    errors.append(f"{p_label}: {key} regex {value!r} contains a space, which rabbitmq_user cannot pass")
+    return errors
+
+
+def module_permissions(permissions):
+    """Permissions as rabbitmq_user's `permissions` option wants them; a missing regex denies ('^$')."""
+    return [
+        {
+            "vhost": permission.get("vhost", "/"),
+            "configure_priv": permission.get("configure", "^$"),
+            "write_priv": permission.get("write", "^$"),
+            "read_priv": permission.get("read", "^$"),
+        }
+        for permission in permissions or []
+    ]
+
+
+class FilterModule:
+    """rabbitmq_topology filters."""
+
+    def filters(self):
+        return {
+            "rabbitmq_topology_errors": topology_errors,
+            "rabbitmq_topology_module_permissions": module_permissions,
+        }
