@@ -52,13 +52,13 @@ def run_validation(tmp_path, extra_vars):
 def failure_message(result):
     for line in result.stdout.splitlines():
         if line.startswith("fatal: [localhost]: FAILED! => "):
-            return json.loads(line.split(" => ", 1)[1])["msg"]
+            return json.loads(line.split(" => ", 1)[1])["msg"].split("\n")
     raise AssertionError("no failed task in the output:\n" + result.stdout + result.stderr)
 
 
 def assert_fails_with(result, expected_errors):
     assert result.returncode != 0, result.stdout
-    assert failure_message(result) == [HEADER % len(expected_errors), *expected_errors]
+    assert failure_message(result) == [HEADER % len(expected_errors), *(f"- {error}" for error in expected_errors)]
     # Nothing after validation ran: the play stopped at the assert.
     assert "ok=1 " in result.stdout and "failed=1 " in result.stdout
 
