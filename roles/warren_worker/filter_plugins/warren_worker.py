@@ -1,0 +1,94 @@
+"""Pure helpers for the warren_worker role: unit instances, broker endpoints, profile validation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+PROFILE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+HANDLER_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def worker_instances(profiles: Iterable[Mapping[str, Any]], metrics_base_port: int = 0) -> list[dict[str, Any]]:
+    """Every unit instance the profiles ask for: warren-worker@<profile>-<n>, with its metrics port."""
+    instances = []
+    for index, profile in enumerate(profiles):
+        for n in range(1, int(profile["instances"]) + 1):
+            instances.append(
+                {
+                    "profile": profile["name"],
+                    "instance": f"{profile['name']}-{n}",
+                    "metrics_port": metrics_base_port + 10 * index + n if metrics_base_port else 0,
+                }
+            )
+    return instances
+
+
+def amqp_endpoints(brokers: Iterable[str], hostvars: Mapping[str, Any], this_host: str, port: int) -> list[str]:
+    """Broker URLs for a worker host: its own broker first (over loopback) when it is one, then the others."""
+    brokers = list(brokers)
+    endpoints = [f"amqp://127.0.0.1:{port}"] if this_host in brokers else []
+    for host in brokers:
+        if host == this_host:
+            continue
+        host_vars = hostvars[host]
+        address = host_vars.get("warren_amqp_address") or host_vars.get("ansible_host") or host
+        endpoints.append(f"amqp://{address}:{port}")
+    return endpoints
+
+
+def profile_errors(profiles: Any) -> list[str]:
+    """Every problem with warren_worker_profiles, each naming the offending profile."""
+    if not isinstance(profiles, list):
+        return ["warren_worker_profiles must be a list of profiles"]
+    errors: list[str] = []
+    seen: set[str] = set()
+    for i, profile in enumerate(profiles):
+        where = f"warren_worker_profiles[{i}]"
+        if not isinstance(profile, Mapping):
+            errors.append(f"{where}: must be a mapping")
+            continue
+        name = profile.get("name")
+        where = f"{where} ({name})" if name else where
+        unknown = set(profile) - {"name", "queue", "instances", "prefetch", "concurrency", "handlers"}
+        if unknown:
+            errors.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        if not isinstance(name, str) or not PROFILE_NAME.match(name):
+            errors.append(f"{where}: name must match {PROFILE_NAME.pattern}")
+        elif name in seen:
+            errors.append(f"{where}: duplicate profile name")
+        else:
+            seen.add(name)
+        if not isinstance(profile.get("queue"), str) or not profile.get("queue"):
+            errors.append(f"{where}: queue must be a non-empty string")
+        instances, prefetch, concurrency = (profile.get(k) for k in ("instances", "prefetch", "concurrency"))
+        if not _is_int(instances) or instances < 0:
+            errors.append(f"{where}: instances must be an integer >= 0")
+        if not _is_int(prefetch) or prefetch < 1:
+            errors.append(f"{where}: prefetch must be an integer >= 1")
+        if not _is_int(concurrency) or concurrency < 1:
+            errors.append(f"{where}: concurrency must be an integer >= 1")
+        elif _is_int(prefetch) and concurrency > prefetch:
+            errors.append(f"{where}: concurrency ({concurrency}) must not exceed prefetch ({prefetch})")
+        handlers = profile.get("handlers")
+        if not isinstance(handlers, Mapping) or not handlers:
+            errors.append(f"{where}: handlers must map routing-key patterns to 'package.module:function'")
+        else:
+            for pattern, path in handlers.items():
+                if not isinstance(path, str) or not HANDLER_PATH.match(path):
+                    errors.append(f"{where}: handler for {pattern!r} must look like 'package.module:function'")
+    return errors
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "warren_worker_instances": worker_instances,
+            "warren_amqp_endpoints": amqp_endpoints,
+            "warren_worker_profile_errors": profile_errors,
+        }
