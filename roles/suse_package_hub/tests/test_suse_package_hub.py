@@ -38,9 +38,11 @@ echo "zypper $*" >> "$FAKE_CALLS"
 
 
 class Host:
-    def __init__(self, tmp: Path, os_id: str, registered: list[str]):
+    def __init__(self, tmp: Path, os_id: str, registered: list[str], id_like: str = ""):
         self.tmp = tmp
-        (tmp / "os-release").write_text(f'NAME="fake"\nID="{os_id}"\nVERSION_ID="15.6"\n')
+        (tmp / "os-release").write_text(
+            f'NAME="fake"\nID="{os_id}"\nID_LIKE="{id_like}"\nVERSION_ID="15.6"\n'
+        )
         self.state = tmp / "state"
         self.state.write_text("".join(f"{p}\n" for p in registered))
         self.calls = tmp / "calls"
@@ -121,9 +123,18 @@ def test_leap_needs_no_suseconnect(tmp_path):
     assert changed(result) == 0
 
 
-@pytest.mark.parametrize("os_id", ["debian", "rhel"])
-def test_unknown_distribution_is_refused(tmp_path, os_id):
-    result, calls = Host(tmp_path, os_id, []).run()
+@pytest.mark.parametrize(("os_id", "id_like"), [("sle-micro", "suse"), ("opensuse-tumbleweed", "opensuse suse")])
+def test_unknown_suse_distribution_is_refused(tmp_path, os_id, id_like):
+    result, calls = Host(tmp_path, os_id, [], id_like=id_like).run()
     assert result.returncode != 0
     assert f"os-release ID {os_id} is not in suse_package_hub_distributions" in result.stdout
     assert calls == []
+
+
+@pytest.mark.parametrize(("os_id", "id_like"), [("debian", ""), ("rhel", "fedora")])
+def test_other_families_are_left_alone(tmp_path, os_id, id_like):
+    # site.yml runs the role on every host: a Debian host must pass through untouched.
+    result, calls = Host(tmp_path, os_id, [], id_like=id_like).run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls == []
+    assert changed(result) == 0
