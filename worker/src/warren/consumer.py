@@ -19,9 +19,8 @@ import logging
 import signal
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -33,6 +32,7 @@ from warren.config import HandlerSpec, WorkerConfig
 from warren.connection import Endpoints, connection_parameters, describe
 from warren.decoding import check_required, decode_body
 from warren.handlers import InvalidMessage, Message, required_fields
+from warren.logs import flush_logs, log_fields
 from warren.metrics import Metrics
 from warren.notify import Notifier
 from warren.retry import (
@@ -78,7 +78,6 @@ class Delivery:
         "props",
         "returned",
         "routing_key",
-        "started",
         "tag",
     )
 
@@ -91,20 +90,30 @@ class Delivery:
         self.attempt = attempt_of(headers)
         self.exchange, self.routing_key = origin(headers, exchange, routing_key)
         self.message_id: str | None = props.message_id
-        self.started = time.monotonic()
         self.done = False  # ready to be acked
         self.held = False  # republish was unroutable: keep unacked until the channel goes away
         self.returned = False
         self.outcome: Outcome | None = None
 
 
-@dataclass(frozen=True)
 class Outcome:
-    action: Action
-    reason: str | None = None
-    error: str | None = None
-    delay: float | None = None
-    duration: float | None = None
+    """How a delivery ended (a plain slotted class: built once per message on the hot path)."""
+
+    __slots__ = ("action", "delay", "duration", "error", "reason")
+
+    def __init__(
+        self,
+        action: Action,
+        reason: str | None = None,
+        error: str | None = None,
+        delay: float | None = None,
+        duration: float | None = None,
+    ) -> None:
+        self.action = action
+        self.reason = reason
+        self.error = error
+        self.delay = delay
+        self.duration = duration
 
 
 class Worker:
@@ -137,8 +146,13 @@ class Worker:
         self._confirms: OrderedDict[int, Delivery] = OrderedDict()
         self._publish_seq = 0
 
-        self._results: list[tuple[Delivery, Outcome]] = []
+        self._results: list[tuple[Delivery, Action, str | None, float]] = []
         self._results_lock = threading.Lock()
+
+        # Handler work: a deque drained by at most `concurrency` pool tasks (see _dispatch).
+        self._work: deque[tuple[Delivery, HandlerSpec, Message]] = deque()
+        self._work_lock = threading.Lock()
+        self._drainers = 0
         self._wake_pending = False
 
         self._next_status = 0.0
@@ -347,24 +361,48 @@ class Worker:
             redelivered=bool(deliver.redelivered),
             headers=props.headers or {},
         )
-        self.pool.submit(self._run_handler, d, spec, message)
+        self._dispatch((d, spec, message))
+
+    def _dispatch(self, item: tuple[Delivery, HandlerSpec, Message]) -> None:
+        """Queue handler work; start another pool task only while fewer than `concurrency` run.
+
+        A pool task drains the deque until it is empty, so a burst of fast messages costs one
+        task (no Future and thread wake-up per message) while slow handlers still spread over
+        every thread.
+        """
+        self._work.append(item)
+        with self._work_lock:
+            if self._drainers >= self.cfg.consumer.concurrency:
+                return
+            self._drainers += 1
+        self.pool.submit(self._drain_work)
+
+    def _drain_work(self) -> None:
+        while True:
+            try:
+                item = self._work.popleft()
+            except IndexError:
+                with self._work_lock:
+                    if self._work:  # appended after our popleft, before we took the lock
+                        continue
+                    self._drainers -= 1
+                    return
+            self._run_handler(*item)
 
     def _run_handler(self, d: Delivery, spec: HandlerSpec, message: Message) -> None:
         """Pool thread: run the handler, then hand the result to the I/O loop."""
         start = time.perf_counter()
         try:
             spec.func(message)
-            outcome = Outcome(Action.ACK)
+            result: tuple[Delivery, Action, str | None, float] = (d, Action.ACK, None, 0.0)
         except InvalidMessage as exc:
-            outcome = Outcome(Action.DEAD_LETTER, reason=REASON_INVALID, error=error_line(exc))
-        except BaseException as exc:
-            outcome = Outcome(Action.RETRY, error=error_line(exc))
+            result = (d, Action.DEAD_LETTER, error_line(exc), 0.0)
+        except BaseException as exc:  # any handler failure is a retry, never a lost message
+            result = (d, Action.RETRY, error_line(exc), 0.0)
         duration = time.perf_counter() - start
         self.metrics.observe_handler(duration)
-        if outcome.action is not Action.ACK:
-            self.metrics.record_failure()
         with self._results_lock:
-            self._results.append((d, Outcome(outcome.action, outcome.reason, outcome.error, None, duration)))
+            self._results.append((*result[:3], duration))
             wake = not self._wake_pending
             self._wake_pending = True
         if wake:  # one wake-up per batch of results, not one per message
@@ -374,21 +412,23 @@ class Worker:
         with self._results_lock:
             batch, self._results = self._results, []
             self._wake_pending = False
-        for d, outcome in batch:
+        for d, action, error, duration in batch:
             if d.gen != self._gen or self._channel is None:
                 continue  # its channel is gone; the broker redelivers the message
-            if outcome.action is Action.ACK:
-                d.outcome = outcome
+            if action is Action.ACK:
+                d.outcome = Outcome(Action.ACK, duration=duration)
                 self._mark_done(d)
-            elif outcome.action is Action.DEAD_LETTER:
-                self._republish_dead(d, outcome.reason or REASON_INVALID, outcome.error, outcome.duration)
+                continue
+            self.metrics.record_failure()
+            if action is Action.DEAD_LETTER:
+                self._republish_dead(d, REASON_INVALID, error, duration)
+                continue
+            decision = decide_failure(d.attempt, self.cfg.retry.max_attempts, self.cfg.retry.backoff)
+            if decision.action is Action.RETRY:
+                assert decision.next_attempt is not None and decision.delay is not None
+                self._republish_retry(d, decision.next_attempt, decision.delay, error, duration)
             else:
-                decision = decide_failure(d.attempt, self.cfg.retry.max_attempts, self.cfg.retry.backoff)
-                if decision.action is Action.RETRY:
-                    assert decision.next_attempt is not None and decision.delay is not None
-                    self._republish_retry(d, decision.next_attempt, decision.delay, outcome)
-                else:
-                    self._republish_dead(d, REASON_EXHAUSTED, outcome.error, outcome.duration)
+                self._republish_dead(d, REASON_EXHAUSTED, error, duration)
         self._flush_acks()
 
     # ---- republish with confirms -----------------------------------------------------------------
@@ -411,16 +451,18 @@ class Worker:
             app_id=p.app_id,
         )
 
-    def _republish_retry(self, d: Delivery, next_attempt: int, delay: float, outcome: Outcome) -> None:
+    def _republish_retry(
+        self, d: Delivery, next_attempt: int, delay: float, error: str | None, duration: float
+    ) -> None:
         headers = retry_headers(
             d.props.headers,
             exchange=d.exchange,
             routing_key=d.routing_key,
             next_attempt=next_attempt,
-            error=outcome.error or "",
+            error=error or "",
         )
         props = self._properties(d, headers, expiration_ms(delay))
-        d.outcome = Outcome(Action.RETRY, error=outcome.error, delay=delay, duration=outcome.duration)
+        d.outcome = Outcome(Action.RETRY, error=error, delay=delay, duration=duration)
         self._publish(d, self.cfg.retry.exchange, props)
 
     def _republish_dead(self, d: Delivery, reason: str, error: str | None, duration: float | None) -> None:
@@ -529,7 +571,7 @@ class Worker:
             extra["reason"] = o.reason
         if o.error:
             extra["error"] = o.error
-        outcome_log.info("message %s", o.action.value, extra=extra)
+        log_fields(outcome_log, f"message {o.action.value}", extra)
 
     # ---- shutdown, status, watchdog --------------------------------------------------------------
 
@@ -547,6 +589,7 @@ class Worker:
             self.abandoned_work = busy > 0
             self._close_connection()
         self._maybe_watchdog()
+        flush_logs()
         if self.notifier.enabled and now >= self._next_status:
             self._status()
         self.ioloop.call_later(TICK_SECONDS, self._tick)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
@@ -14,12 +13,11 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 
 
 class Metrics:
-    """Thread-safe; `record_*` are called from the I/O loop, `observe_handler` from pool threads."""
+    """`record_*` and `snapshot` belong to the I/O loop thread; `observe_handler` is thread-safe."""
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
         self.registry = CollectorRegistry()
-        self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._messages = PromCounter(
             "warren_messages",
@@ -33,32 +31,29 @@ class Metrics:
         self._latency = Histogram(
             "warren_handler_seconds", "Handler run time", ["queue"], buckets=_BUCKETS, registry=self.registry
         )
-        for outcome in OUTCOMES:
-            self._messages.labels(queue, outcome)
-        self._failures.labels(queue)
-        self._latency.labels(queue)
+        # Children resolved once: labels() is a locked dict lookup on every call.
+        self._by_outcome = {o: self._messages.labels(queue, o) for o in OUTCOMES}
+        self._failed = self._failures.labels(queue)
+        self._handler_seconds = self._latency.labels(queue)
 
     def record_outcome(self, outcome: str) -> None:
-        with self._lock:
-            self._counts[outcome] += 1
-        self._messages.labels(self.queue, outcome).inc()
+        self._counts[outcome] += 1
+        self._by_outcome[outcome].inc()
 
     def record_failure(self) -> None:
-        with self._lock:
-            self._counts["failed"] += 1
-        self._failures.labels(self.queue).inc()
+        self._counts["failed"] += 1
+        self._failed.inc()
 
     def observe_handler(self, seconds: float) -> None:
-        self._latency.labels(self.queue).observe(seconds)
+        self._handler_seconds.observe(seconds)
 
     def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return {
-                "processed": self._counts["acked"],
-                "failed": self._counts["failed"],
-                "retried": self._counts["retried"],
-                "dead_lettered": self._counts["dead-lettered"],
-            }
+        return {
+            "processed": self._counts["acked"],
+            "failed": self._counts["failed"],
+            "retried": self._counts["retried"],
+            "dead_lettered": self._counts["dead-lettered"],
+        }
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

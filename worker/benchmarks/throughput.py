@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""Warren throughput benchmark: one run, side by side, on the RabbitMQ at 127.0.0.1:5672.
+
+1. no-op handler: warren-worker vs. a tight pika consumer (prefetch 1000, ack multiple every 250)
+   vs. the tutorials' worker (prefetch 1, ack per message, sleep removed);
+2. I/O-bound handler sleeping 50 ms: warren-worker at concurrency 32 (the tutorial worker: 1/0.05 s);
+3. warren Publisher with confirms, bulk (pipelined).
+
+Every phase uses N persistent JSON messages (--messages, default 100000) in a throwaway vhost that is
+deleted at the end. Prints figures and a final `RESULT ...` line. Traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pika
+
+from warren.publisher import OutgoingMessage, Publisher
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+HOST, PORT = "127.0.0.1", 5672
+QUEUES = ("bench.tight", "bench.tutorial", "bench.warren", "bench.io", "bench.tutorial_io")
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+
+
+def params(vhost: str) -> pika.ConnectionParameters:
+    return pika.ConnectionParameters(HOST, PORT, vhost, pika.PlainCredentials("guest", "guest"), heartbeat=60)
+
+
+def declare(vhost: str) -> None:
+    conn = pika.BlockingConnection(params(vhost))
+    ch = conn.channel()
+    ch.exchange_declare("bench", "direct", durable=True)
+    for ex in ("warren.retry", "warren.dlx"):
+        ch.exchange_declare(ex, "direct", durable=True)
+    for q in QUEUES:
+        ch.queue_declare(
+            q,
+            durable=True,
+            arguments={"x-dead-letter-exchange": "warren.dlx", "x-dead-letter-routing-key": q},
+        )
+        ch.queue_bind(q, "bench", routing_key=q)
+        ch.queue_declare(
+            f"{q}.retry",
+            durable=True,
+            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": q},
+        )
+        ch.queue_bind(f"{q}.retry", "warren.retry", routing_key=q)
+        ch.queue_declare(f"{q}.dlq", durable=True)
+        ch.queue_bind(f"{q}.dlq", "warren.dlx", routing_key=q)
+    conn.close()
+
+
+def depth(vhost: str, queue: str) -> int:
+    conn = pika.BlockingConnection(params(vhost))
+    try:
+        return int(conn.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        conn.close()
+
+
+def publish(vhost: str, queue: str, n: int) -> float:
+    """Publish n order events through the bench exchange; returns msg/s (confirmed)."""
+    messages = (
+        OutgoingMessage.json("bench", queue, {"order_id": i, "event": "order.created"}) for i in range(n)
+    )
+    start = time.perf_counter()
+    with Publisher(vhost=vhost, timeout=120) as pub:
+        result = pub.publish_many(messages)
+    elapsed = time.perf_counter() - start
+    assert result.ok and result.confirmed == n, result
+    return n / elapsed
+
+
+# ---- reference consumers (run in their own process: `throughput.py --reference KIND ...`) ----------
+
+
+def reference_consumer(kind: str, vhost: str, queue: str, n: int, sleep: float) -> None:
+    """Consume exactly n messages, print {"elapsed": s} measured from basic.consume-ok to the last ack."""
+    conn = pika.BlockingConnection(params(vhost))
+    ch = conn.channel()
+    tight = kind == "tight"
+    ch.basic_qos(prefetch_count=1000 if tight else 1)
+    count = 0
+    out = open(os.devnull, "w")  # noqa: SIM115 - the tutorial prints two lines per message; closed below
+
+    def on_message(channel: Any, method: Any, _props: Any, body: bytes) -> None:
+        nonlocal count
+        count += 1
+        if tight:
+            if count % 250 == 0 or count == n:
+                channel.basic_ack(method.delivery_tag, multiple=True)
+        else:
+            event = json.loads(body)
+            print(f"Received event {event}", file=out)
+            print(f"Processing event type {event['event']}", file=out)
+            if sleep:
+                time.sleep(sleep)
+            channel.basic_ack(method.delivery_tag)
+        if count == n:
+            channel.stop_consuming()
+
+    ch.basic_consume(queue, on_message)
+    start = time.perf_counter()
+    ch.start_consuming()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    out.close()
+    print(json.dumps({"elapsed": elapsed}))
+
+
+def run_reference(kind: str, vhost: str, queue: str, n: int, sleep: float = 0.0) -> float:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--reference",
+            kind,
+            "--vhost",
+            vhost,
+            "--queue",
+            queue,
+            "--messages",
+            str(n),
+            "--sleep",
+            str(sleep),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=True,
+    )
+    return n / float(json.loads(proc.stdout.strip().splitlines()[-1])["elapsed"])
+
+
+# ---- warren-worker --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def acked(port: int, queue: str) -> float:
+    text = urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5).read().decode()
+    prefix = f'warren_messages_total{{outcome="acked",queue="{queue}"}} '
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0
+
+
+def run_warren(
+    vhost: str, queue: str, n: int, handler: str, prefetch: int, concurrency: int, tmp: Path, log_level: str
+) -> float:
+    port = free_port()
+    (tmp / "password").write_text("guest")
+    config = tmp / f"{queue}.toml"
+    config.write_text(
+        f"""[broker]
+endpoints = ["amqp://{HOST}:{PORT}"]
+vhost = "{vhost}"
+username = "guest"
+password_file = "{tmp / "password"}"
+
+[consumer]
+queue = "{queue}"
+prefetch = {prefetch}
+concurrency = {concurrency}
+
+[handlers]
+"#" = "bench_handlers:{handler}"
+
+[logging]
+level = "{log_level}"
+
+[metrics]
+listen = "{HOST}:{port}"
+"""
+    )
+    log = tmp / f"{queue}.log"
+    # READY=1 over sd_notify marks "consuming" without depending on the log level.
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp / f"{queue}.notify"))
+    notify.settimeout(60)
+    env = {**os.environ, "PYTHONPATH": str(HERE), "NOTIFY_SOCKET": str(tmp / f"{queue}.notify")}
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [str(BIN / "warren-worker"), "--config", str(config)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        try:
+            while not notify.recv(4096).startswith(b"READY=1"):
+                pass
+        except TimeoutError:
+            raise SystemExit(f"warren-worker did not start:\n{log.read_text()}") from None
+        finally:
+            notify.close()
+        start = time.perf_counter()
+        deadline = time.monotonic() + max(600, n / 50)
+        while acked(port, queue) < n:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"warren-worker stopped or stalled:\n{log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return n / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--messages", type=int, default=100_000, help="messages per phase (default 100000)")
+    ap.add_argument(
+        "--log-level", default="INFO", help="warren-worker log level (INFO = one line per message)"
+    )
+    ap.add_argument("--reference", choices=("tight", "tutorial"), help=argparse.SUPPRESS)
+    ap.add_argument("--vhost", help=argparse.SUPPRESS)
+    ap.add_argument("--queue", help=argparse.SUPPRESS)
+    ap.add_argument("--sleep", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.reference:
+        reference_consumer(args.reference, args.vhost, args.queue, args.messages, args.sleep)
+        return
+
+    n = args.messages
+    io_tutorial_n = min(n, 100)  # 50 ms each, one at a time: 100 messages already take 5 s
+    vhost = f"warren-bench-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        declare(vhost)
+        print(f"warren benchmark: {n} persistent JSON messages per phase, vhost {vhost}", flush=True)
+
+        pub_rates = [
+            publish(vhost, q, n) for q in ("bench.tight", "bench.tutorial", "bench.warren", "bench.io")
+        ]
+        publish(vhost, "bench.tutorial_io", io_tutorial_n)
+        publish_rate = sum(pub_rates) / len(pub_rates)
+        print(
+            f"3. publisher, confirms, bulk (window 1000): {publish_rate:,.0f} msg/s "
+            f"(runs: {', '.join(f'{r:,.0f}' for r in pub_rates)})",
+            flush=True,
+        )
+
+        with tempfile.TemporaryDirectory(prefix="warren-bench-") as tmpdir:
+            tmp = Path(tmpdir)
+            tight = run_reference("tight", vhost, "bench.tight", n)
+            print(f"1. tight pika consumer (prefetch 1000, ack multiple/250): {tight:,.0f} msg/s", flush=True)
+            tutorial = run_reference("tutorial", vhost, "bench.tutorial", n)
+            print(
+                f"1. tutorial worker (prefetch 1, ack each, no sleep):      {tutorial:,.0f} msg/s", flush=True
+            )
+            warren = run_warren(vhost, "bench.warren", n, "noop", 1000, 8, tmp, args.log_level)
+            print(
+                f"1. warren-worker no-op (prefetch 1000, concurrency 8):    {warren:,.0f} msg/s "
+                f"= {warren / tight:.2f}x tight, {warren / tutorial:.1f}x tutorial",
+                flush=True,
+            )
+            io = run_warren(vhost, "bench.io", n, "sleep50", 64, 32, tmp, args.log_level)
+            tutorial_io = run_reference("tutorial", vhost, "bench.tutorial_io", io_tutorial_n, sleep=0.05)
+            print(
+                f"2. 50 ms handler: warren-worker concurrency 32: {io:,.0f} msg/s; "
+                f"tutorial worker: {tutorial_io:,.1f} msg/s ({io_tutorial_n} messages)",
+                flush=True,
+            )
+        for q in QUEUES:
+            left = depth(vhost, q) + depth(vhost, f"{q}.dlq")
+            assert left == 0, f"{left} messages left in {q} or its DLQ"
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+    print(
+        f"RESULT noop_vs_tight={warren / tight:.2f} noop_vs_tutorial={warren / tutorial:.1f} "
+        f"io_msgs_per_s={io:.0f} publish_msgs_per_s={publish_rate:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
