@@ -25,7 +25,7 @@ def rabbitmqadmin(host: Any, *args: str) -> Any:
 
 def admin_credentials(host: Any) -> tuple[str, str]:
     config = host.run(
-        "python3 -c \"import configparser; c = configparser.RawConfigParser(); "
+        'python3 -c "import configparser; c = configparser.RawConfigParser(); '
         "c.read('/root/.rabbitmqadmin.conf'); print(c['default']['username']); print(c['default']['password'])\""
     )
     assert config.rc == 0, config.stderr
@@ -45,9 +45,7 @@ def http_status(host: Any, url: str, user: str, password: str) -> int:
         "except urllib.error.HTTPError as err:\n"
         "    print(err.code)\n"
     )
-    result = host.run(
-        "python3 -c %s %s %s %s", script, url, user, password
-    )
+    result = host.run("python3 -c %s %s %s %s", script, url, user, password)
     assert result.rc == 0, result.stderr
     return int(result.stdout.strip())
 
@@ -70,7 +68,7 @@ def get_messages(host: Any, queue: str, count: int = 10) -> list[dict[str, Any]]
     return rabbitmqadmin(host, "get", f"queue={queue}", f"count={count}", "ackmode=ack_requeue_false")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def workers_paused(host: Any) -> Iterator[None]:
     """Stop Warren's workers (when deployed) so messages stay in their queues to be inspected."""
     deployed = host.run(f"systemctl cat {WORKERS_TARGET}").rc == 0

@@ -47,8 +47,11 @@ def test_guest_removed_and_admin_is_administrator(host: Any) -> None:
 
 
 def test_prometheus_endpoint_serves_metrics(host: Any) -> None:
-    metrics = host.run_expect([0], "python3 -c \"import urllib.request; "
-                               "print(urllib.request.urlopen('http://127.0.0.1:15692/metrics').read().decode())\"")
+    metrics = host.run_expect(
+        [0],
+        'python3 -c "import urllib.request; '
+        "print(urllib.request.urlopen('http://127.0.0.1:15692/metrics').read().decode())\"",
+    )
     assert "rabbitmq_build_info" in metrics.stdout
 
 

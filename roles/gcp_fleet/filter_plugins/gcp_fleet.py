@@ -28,7 +28,9 @@ REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
 PORT_RE = re.compile(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?$")
-SSH_KEY_RE = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9-]+@openssh\.com) [A-Za-z0-9+/=]+")
+SSH_KEY_RE = re.compile(
+    r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9-]+@openssh\.com) [A-Za-z0-9+/=]+"
+)
 AUTH_KINDS = ("application", "serviceaccount")
 SSH_SOURCES = ("admin", "iap")
 ROLES = ("rabbitmq", "workers")
@@ -156,8 +158,12 @@ def validate(settings: dict[str, Any]) -> list[str]:
         errors.append(f"gcp_fleet_auth_kind: {auth_kind!r} is not one of {', '.join(AUTH_KINDS)}.")
     elif auth_kind == "serviceaccount" and not settings.get("service_account_file"):
         errors.append("gcp_fleet_auth_kind is serviceaccount but gcp_fleet_service_account_file is empty.")
-    elif auth_kind == "serviceaccount" and not os.path.isfile(os.path.expanduser(str(settings["service_account_file"]))):
-        errors.append(f"gcp_fleet_service_account_file: {settings['service_account_file']} is not a file on the controller.")
+    elif auth_kind == "serviceaccount" and not os.path.isfile(
+        os.path.expanduser(str(settings["service_account_file"]))
+    ):
+        errors.append(
+            f"gcp_fleet_service_account_file: {settings['service_account_file']} is not a file on the controller."
+        )
 
     name = str(settings.get("name") or "")
     if not NAME_RE.match(name):
@@ -170,7 +176,8 @@ def validate(settings: dict[str, Any]) -> list[str]:
         count = _int(settings.get(f"{role}_count"))
         counts[role] = count
         if count is None or count < minimum or count > 50:
-            errors.append(f"gcp_fleet_{role}_count must be an integer from {minimum} to 50, got {settings.get(f'{role}_count')!r}.")
+            given = settings.get(f"{role}_count")
+            errors.append(f"gcp_fleet_{role}_count must be an integer from {minimum} to 50, got {given!r}.")
 
     image, image_arch = image_of(settings)
     if not settings.get("image") and settings.get("os") not in (settings.get("images") or {}):
@@ -299,16 +306,46 @@ def firewall_specs(settings: dict[str, Any]) -> list[dict[str, Any]]:
     admin = settings["admin_cidrs"]
     ssh_ranges = admin if settings["ssh_source"] == "admin" else settings["iap_cidrs"]
     return [
-        _firewall(settings, "amqp", "AMQP from worker instances to brokers", settings["amqp_ports"], [broker],
-                  source_tags=[worker]),
-        _firewall(settings, "management", "management UI/API from operators", settings["management_ports"],
-                  [broker], source_ranges=admin),
-        _firewall(settings, "prometheus", "Prometheus metrics from operators", settings["prometheus_ports"],
-                  [broker], source_ranges=admin),
-        _firewall(settings, "cluster", "epmd, inter-node and CLI ports between brokers only",
-                  settings["cluster_ports"], [broker], source_tags=[broker]),
-        _firewall(settings, "ssh", f"SSH from {settings['ssh_source']} ranges", [settings["ssh_port"]],
-                  [broker, worker], source_ranges=ssh_ranges),
+        _firewall(
+            settings,
+            "amqp",
+            "AMQP from worker instances to brokers",
+            settings["amqp_ports"],
+            [broker],
+            source_tags=[worker],
+        ),
+        _firewall(
+            settings,
+            "management",
+            "management UI/API from operators",
+            settings["management_ports"],
+            [broker],
+            source_ranges=admin,
+        ),
+        _firewall(
+            settings,
+            "prometheus",
+            "Prometheus metrics from operators",
+            settings["prometheus_ports"],
+            [broker],
+            source_ranges=admin,
+        ),
+        _firewall(
+            settings,
+            "cluster",
+            "epmd, inter-node and CLI ports between brokers only",
+            settings["cluster_ports"],
+            [broker],
+            source_tags=[broker],
+        ),
+        _firewall(
+            settings,
+            "ssh",
+            f"SSH from {settings['ssh_source']} ranges",
+            [settings["ssh_port"]],
+            [broker, worker],
+            source_ranges=ssh_ranges,
+        ),
     ]
 
 
@@ -321,7 +358,7 @@ def _instance(settings: dict[str, Any], role: str, index: int) -> dict[str, Any]
         "network": {"selfLink": _network_link(settings)},
         "subnetwork": {
             "selfLink": f"{COMPUTE_API}/projects/{settings['project']}/regions/{region_of(settings)}"
-                        f"/subnetworks/{settings['subnetwork']}"
+            f"/subnetworks/{settings['subnetwork']}"
         },
         "nic_type": "GVNIC",
     }
@@ -331,15 +368,17 @@ def _instance(settings: dict[str, Any], role: str, index: int) -> dict[str, Any]
         "name": f"{settings['name']}-{short}-{index}",
         "zone": settings["zone"],
         "machine_type": machine_type,
-        "disks": [{
-            "auto_delete": True,
-            "boot": True,
-            "initialize_params": {
-                "source_image": image,
-                "disk_type": _disk_type(settings, family),
-                "disk_size_gb": _int(settings[f"{short}_disk_size_gb"]),
-            },
-        }],
+        "disks": [
+            {
+                "auto_delete": True,
+                "boot": True,
+                "initialize_params": {
+                    "source_image": image,
+                    "disk_type": _disk_type(settings, family),
+                    "disk_size_gb": _int(settings[f"{short}_disk_size_gb"]),
+                },
+            }
+        ],
         "network_interfaces": [interface],
         "labels": _labels(settings, role),
         "tags": {"items": [settings[f"{short}_tag"]]},
@@ -347,7 +386,10 @@ def _instance(settings: dict[str, Any], role: str, index: int) -> dict[str, Any]
             "ssh-keys": f"{settings['ssh_user']}:{str(settings['ssh_public_key']).strip()}",
             "enable-oslogin": "FALSE",
         },
-        "scheduling": {"automatic_restart": True, "on_host_maintenance": family.get("on_host_maintenance", "TERMINATE")},
+        "scheduling": {
+            "automatic_restart": True,
+            "on_host_maintenance": family.get("on_host_maintenance", "TERMINATE"),
+        },
         "status": "RUNNING",
     }
 

@@ -35,27 +35,43 @@ class Offline:
         self.instances = tmp / "instances.json"
         self.instances.write_text(json.dumps({"items": {}}))
         adc = tmp / "adc.json"
-        adc.write_text(json.dumps({"type": "authorized_user", "client_id": "fake.apps.googleusercontent.com",
-                                   "client_secret": "fake", "refresh_token": "fake"}))
+        adc.write_text(
+            json.dumps(
+                {
+                    "type": "authorized_user",
+                    "client_id": "fake.apps.googleusercontent.com",
+                    "client_secret": "fake",
+                    "refresh_token": "fake",
+                }
+            )
+        )
         self.env = {
-            key: value for key, value in os.environ.items()
+            key: value
+            for key, value in os.environ.items()
             if not key.startswith(("GCP_", "GCE_", "GOOGLE_", "CLOUDSDK_", "WARREN_GCP_", "ANSIBLE_"))
         }
-        self.env.update({
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONPATH": str(FAKEGCP),
-            "FAKEGCP_LOG": str(self.log),
-            "FAKEGCP_INSTANCES": str(self.instances),
-            "GOOGLE_APPLICATION_CREDENTIALS": str(adc),
-            "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-tmp"),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0",
-        })
+        self.env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PYTHONPATH": str(FAKEGCP),
+                "FAKEGCP_LOG": str(self.log),
+                "FAKEGCP_INSTANCES": str(self.instances),
+                "GOOGLE_APPLICATION_CREDENTIALS": str(adc),
+                "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-tmp"),
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_FORCE_COLOR": "0",
+            }
+        )
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [_tool(args[0]), *args[1:]], cwd=REPO, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=300, check=False,
+            [_tool(args[0]), *args[1:]],
+            cwd=REPO,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
 
     def requests(self) -> list[dict]:

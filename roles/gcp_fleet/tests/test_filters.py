@@ -21,18 +21,44 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly test@warren"
 def settings(**overrides):
     """The settings vars/main.yml builds, from the role defaults (templated ones replaced by values)."""
     base = {
-        "project": "demo-proj", "zone": "europe-west4-b", "region": "", "auth_kind": "application",
-        "service_account_file": "", "name": "warren", "rabbitmq_count": 3, "worker_count": 2, "labels": {},
-        "rabbitmq_machine_type": "c4a-standard-4", "worker_machine_type": "c4a-standard-4", "os": "sles",
-        "images": copy.deepcopy(DEFAULTS["gcp_fleet_images"]), "image": "", "image_architecture": "",
-        "rabbitmq_disk_size_gb": 50, "worker_disk_size_gb": 20, "disk_type": "",
-        "machine_families": copy.deepcopy(DEFAULTS["gcp_fleet_machine_families"]), "network_create": True,
-        "network": "warren-net", "subnetwork": "warren-subnet", "subnet_cidr": "10.42.0.0/24",
-        "external_ip": True, "admin_cidrs": ["203.0.113.7/32"], "allow_world_admin": False,
-        "ssh_source": "admin", "iap_cidrs": ["35.235.240.0/20"], "amqp_ports": ["5672", "5671"],
-        "management_ports": ["15672"], "prometheus_ports": ["15692"],
-        "cluster_ports": ["4369", "25672", "35672-35682"], "ssh_port": "22", "rabbitmq_tag": "warren-rabbitmq",
-        "worker_tag": "warren-worker", "ssh_user": "warren-admin", "ssh_public_key": KEY, "teardown_confirm": "",
+        "project": "demo-proj",
+        "zone": "europe-west4-b",
+        "region": "",
+        "auth_kind": "application",
+        "service_account_file": "",
+        "name": "warren",
+        "rabbitmq_count": 3,
+        "worker_count": 2,
+        "labels": {},
+        "rabbitmq_machine_type": "c4a-standard-4",
+        "worker_machine_type": "c4a-standard-4",
+        "os": "sles",
+        "images": copy.deepcopy(DEFAULTS["gcp_fleet_images"]),
+        "image": "",
+        "image_architecture": "",
+        "rabbitmq_disk_size_gb": 50,
+        "worker_disk_size_gb": 20,
+        "disk_type": "",
+        "machine_families": copy.deepcopy(DEFAULTS["gcp_fleet_machine_families"]),
+        "network_create": True,
+        "network": "warren-net",
+        "subnetwork": "warren-subnet",
+        "subnet_cidr": "10.42.0.0/24",
+        "external_ip": True,
+        "admin_cidrs": ["203.0.113.7/32"],
+        "allow_world_admin": False,
+        "ssh_source": "admin",
+        "iap_cidrs": ["35.235.240.0/20"],
+        "amqp_ports": ["5672", "5671"],
+        "management_ports": ["15672"],
+        "prometheus_ports": ["15692"],
+        "cluster_ports": ["4369", "25672", "35672-35682"],
+        "ssh_port": "22",
+        "rabbitmq_tag": "warren-rabbitmq",
+        "worker_tag": "warren-worker",
+        "ssh_user": "warren-admin",
+        "ssh_public_key": KEY,
+        "teardown_confirm": "",
     }
     base.update(overrides)
     return base
@@ -42,15 +68,32 @@ def test_defaults_are_valid_and_render():
     assert gcp.validate(settings()) == []
     specs = gcp.specs(settings())
     assert [i["name"] for i in specs["instances"]] == [
-        "warren-rabbitmq-1", "warren-rabbitmq-2", "warren-rabbitmq-3", "warren-worker-1", "warren-worker-2"]
+        "warren-rabbitmq-1",
+        "warren-rabbitmq-2",
+        "warren-rabbitmq-3",
+        "warren-worker-1",
+        "warren-worker-2",
+    ]
     assert specs["region"] == "europe-west4"
     assert specs["subnetwork"]["region"] == "europe-west4"
 
 
 def test_defaults_file_matches_test_settings():
     """The fixed values above are the role's real defaults, so the tests exercise what users get."""
-    for key in ("name", "machine_type", "os", "amqp_ports", "management_ports", "prometheus_ports",
-                "cluster_ports", "rabbitmq_tag", "worker_tag", "ssh_source", "admin_cidrs", "subnet_cidr"):
+    for key in (
+        "name",
+        "machine_type",
+        "os",
+        "amqp_ports",
+        "management_ports",
+        "prometheus_ports",
+        "cluster_ports",
+        "rabbitmq_tag",
+        "worker_tag",
+        "ssh_source",
+        "admin_cidrs",
+        "subnet_cidr",
+    ):
         assert f"gcp_fleet_{key}" in DEFAULTS
     assert DEFAULTS["gcp_fleet_machine_type"] == "c4a-standard-4"
     assert DEFAULTS["gcp_fleet_admin_cidrs"] == []  # no default: operators must choose
@@ -85,11 +128,14 @@ def test_ssh_through_iap():
     assert rules["warren-allow-management"]["source_ranges"] == ["203.0.113.7/32"]
 
 
-@pytest.mark.parametrize(("machine_type", "disk_type", "maintenance"), [
-    ("c4a-standard-4", "hyperdisk-balanced", "MIGRATE"),
-    ("c4a-highmem-8", "hyperdisk-balanced", "MIGRATE"),
-    ("t2a-standard-4", "pd-balanced", "TERMINATE"),
-])
+@pytest.mark.parametrize(
+    ("machine_type", "disk_type", "maintenance"),
+    [
+        ("c4a-standard-4", "hyperdisk-balanced", "MIGRATE"),
+        ("c4a-highmem-8", "hyperdisk-balanced", "MIGRATE"),
+        ("t2a-standard-4", "pd-balanced", "TERMINATE"),
+    ],
+)
 def test_instance_spec_per_family(machine_type, disk_type, maintenance):
     spec = gcp.specs(settings(rabbitmq_machine_type=machine_type, worker_count=0))["instances"][0]
     assert spec["machine_type"] == machine_type
@@ -97,7 +143,9 @@ def test_instance_spec_per_family(machine_type, disk_type, maintenance):
     assert boot["boot"] and boot["auto_delete"]
     assert boot["initialize_params"] == {
         "source_image": "projects/suse-cloud/global/images/family/sles-15-arm64",
-        "disk_type": disk_type, "disk_size_gb": 50}
+        "disk_type": disk_type,
+        "disk_size_gb": 50,
+    }
     assert spec["scheduling"]["on_host_maintenance"] == maintenance
     nic = spec["network_interfaces"][0]
     assert nic["nic_type"] == "GVNIC"
@@ -114,41 +162,50 @@ def test_worker_spec_leap_internal_only():
     assert worker["name"] == "warren-worker-2"
     assert worker["labels"] == {"team": "billing", "warren-fleet": "warren", "warren-role": "workers"}
     assert worker["tags"] == {"items": ["warren-worker"]}
-    assert worker["disks"][0]["initialize_params"]["source_image"] == \
-        "projects/opensuse-cloud/global/images/family/opensuse-leap-arm64"
+    assert (
+        worker["disks"][0]["initialize_params"]["source_image"]
+        == "projects/opensuse-cloud/global/images/family/opensuse-leap-arm64"
+    )
     assert worker["disks"][0]["initialize_params"]["disk_size_gb"] == 30
     assert "access_configs" not in worker["network_interfaces"][0]
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"rabbitmq_machine_type": "z9-standard-4"}, "unknown machine family 'z9'"),
-    ({"worker_machine_type": "n2-standard-4"},
-     "gcp_fleet_worker_machine_type: n2-standard-4 is an x86_64 machine type but the selected image is arm64"),
-    ({"rabbitmq_machine_type": "c3-standard-4"}, "c3-standard-4 is an x86_64 machine type"),
-    ({"admin_cidrs": []}, "gcp_fleet_admin_cidrs is empty"),
-    ({"admin_cidrs": ["0.0.0.0/0"]}, "set gcp_fleet_allow_world_admin: true"),
-    ({"admin_cidrs": ["10.0.0.1/8"]}, "is not a CIDR"),
-    ({"admin_cidrs": ["203.0.113.0/24", "2001:db8::/32"]}, "mixes IPv4 and IPv6"),
-    ({"disk_type": "pd-balanced"}, "'pd-balanced' cannot be attached to c4a-standard-4"),
-    ({"project": ""}, "gcp_fleet_project is empty"),
-    ({"zone": "us-central1"}, "is not a zone like us-central1-a"),
-    ({"region": "us-east1"}, "is not in gcp_fleet_region us-east1"),
-    ({"auth_kind": "serviceaccount"}, "gcp_fleet_service_account_file is empty"),
-    ({"auth_kind": "serviceaccount", "service_account_file": "/nonexistent/key.json"}, "is not a file"),
-    ({"auth_kind": "token"}, "gcp_fleet_auth_kind: 'token' is not one of"),
-    ({"name": "Warren_1"}, "gcp_fleet_name: 'Warren_1'"),
-    ({"rabbitmq_count": 0}, "gcp_fleet_rabbitmq_count must be an integer from 1"),
-    ({"os": "ubuntu"}, "gcp_fleet_os: 'ubuntu' is not a key of gcp_fleet_images"),
-    ({"image": "projects/x/global/images/custom"}, "set gcp_fleet_image_architecture"),
-    ({"image": "projects/x/global/images/custom", "image_architecture": "x86_64"},
-     "c4a-standard-4 is an arm64 machine type but the selected image is x86_64"),
-    ({"ssh_public_key": ""}, "gcp_fleet_ssh_public_key is empty or not an OpenSSH public key"),
-    ({"cluster_ports": ["25672", "70000"]}, "'70000' is not a port"),
-    ({"worker_tag": "warren-rabbitmq"}, "must differ"),
-    ({"labels": {"warren-role": "x"}}, "warren-role is set by the role itself"),
-    ({"subnet_cidr": "8.8.8.0/24"}, "gcp_fleet_subnet_cidr"),
-    ({"ssh_source": "anywhere"}, "gcp_fleet_ssh_source: 'anywhere'"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"rabbitmq_machine_type": "z9-standard-4"}, "unknown machine family 'z9'"),
+        (
+            {"worker_machine_type": "n2-standard-4"},
+            "gcp_fleet_worker_machine_type: n2-standard-4 is an x86_64 machine type but the selected image is arm64",
+        ),
+        ({"rabbitmq_machine_type": "c3-standard-4"}, "c3-standard-4 is an x86_64 machine type"),
+        ({"admin_cidrs": []}, "gcp_fleet_admin_cidrs is empty"),
+        ({"admin_cidrs": ["0.0.0.0/0"]}, "set gcp_fleet_allow_world_admin: true"),
+        ({"admin_cidrs": ["10.0.0.1/8"]}, "is not a CIDR"),
+        ({"admin_cidrs": ["203.0.113.0/24", "2001:db8::/32"]}, "mixes IPv4 and IPv6"),
+        ({"disk_type": "pd-balanced"}, "'pd-balanced' cannot be attached to c4a-standard-4"),
+        ({"project": ""}, "gcp_fleet_project is empty"),
+        ({"zone": "us-central1"}, "is not a zone like us-central1-a"),
+        ({"region": "us-east1"}, "is not in gcp_fleet_region us-east1"),
+        ({"auth_kind": "serviceaccount"}, "gcp_fleet_service_account_file is empty"),
+        ({"auth_kind": "serviceaccount", "service_account_file": "/nonexistent/key.json"}, "is not a file"),
+        ({"auth_kind": "token"}, "gcp_fleet_auth_kind: 'token' is not one of"),
+        ({"name": "Warren_1"}, "gcp_fleet_name: 'Warren_1'"),
+        ({"rabbitmq_count": 0}, "gcp_fleet_rabbitmq_count must be an integer from 1"),
+        ({"os": "ubuntu"}, "gcp_fleet_os: 'ubuntu' is not a key of gcp_fleet_images"),
+        ({"image": "projects/x/global/images/custom"}, "set gcp_fleet_image_architecture"),
+        (
+            {"image": "projects/x/global/images/custom", "image_architecture": "x86_64"},
+            "c4a-standard-4 is an arm64 machine type but the selected image is x86_64",
+        ),
+        ({"ssh_public_key": ""}, "gcp_fleet_ssh_public_key is empty or not an OpenSSH public key"),
+        ({"cluster_ports": ["25672", "70000"]}, "'70000' is not a port"),
+        ({"worker_tag": "warren-rabbitmq"}, "must differ"),
+        ({"labels": {"warren-role": "x"}}, "warren-role is set by the role itself"),
+        ({"subnet_cidr": "8.8.8.0/24"}, "gcp_fleet_subnet_cidr"),
+        ({"ssh_source": "anywhere"}, "gcp_fleet_ssh_source: 'anywhere'"),
+    ],
+)
 def test_bad_settings_are_rejected(overrides, message):
     errors = gcp.validate(settings(**overrides))
     assert any(message in e for e in errors), errors

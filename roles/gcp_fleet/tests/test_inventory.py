@@ -62,8 +62,9 @@ def test_options_are_valid_and_known():
     assert plugin.get_option("hostnames") == ["name"]
     assert plugin.get_option("filters") == ["status = RUNNING", "labels.warren-fleet = " + DEFAULTS["gcp_fleet_name"]]
     assert plugin.get_option("keyed_groups") == [{"key": "labels['warren-role']", "prefix": "", "separator": ""}]
-    assert plugin._get_query_options(plugin.get_option("filters")) == \
-        "(status = RUNNING) (labels.warren-fleet = warren)"
+    assert (
+        plugin._get_query_options(plugin.get_option("filters")) == "(status = RUNNING) (labels.warren-fleet = warren)"
+    )
     assert "ansible_host" in plugin.get_option("compose")
 
 
@@ -95,30 +96,44 @@ def test_wrong_file_name_is_not_picked_up(tmp_path):
 
 
 def _instance(name, role, internal, external=None):
-    nic = {"network": f"{API}/global/networks/warren-net",
-           "subnetwork": f"{API}/regions/us-central1/subnetworks/warren-subnet",
-           "networkIP": internal, "nicType": "GVNIC"}
+    nic = {
+        "network": f"{API}/global/networks/warren-net",
+        "subnetwork": f"{API}/regions/us-central1/subnetworks/warren-subnet",
+        "networkIP": internal,
+        "nicType": "GVNIC",
+    }
     if external:
         nic["accessConfigs"] = [{"name": "External NAT", "type": "ONE_TO_ONE_NAT", "natIP": external}]
-    return {"name": name, "status": "RUNNING",
-            "selfLink": f"{API}/zones/us-central1-a/instances/{name}",
-            "zone": f"{API}/zones/us-central1-a",
-            "machineType": f"{API}/zones/us-central1-a/machineTypes/c4a-standard-4",
-            "labels": {"warren-fleet": "warren", "warren-role": role},
-            "tags": {"items": [f"warren-{'rabbitmq' if role == 'rabbitmq' else 'worker'}"]},
-            "networkInterfaces": [nic]}
+    return {
+        "name": name,
+        "status": "RUNNING",
+        "selfLink": f"{API}/zones/us-central1-a/instances/{name}",
+        "zone": f"{API}/zones/us-central1-a",
+        "machineType": f"{API}/zones/us-central1-a/machineTypes/c4a-standard-4",
+        "labels": {"warren-fleet": "warren", "warren-role": role},
+        "tags": {"items": [f"warren-{'rabbitmq' if role == 'rabbitmq' else 'worker'}"]},
+        "networkInterfaces": [nic],
+    }
 
 
 @pytest.fixture
 def fleet(offline):
-    offline.instances.write_text(json.dumps({"items": {
-        "zones/us-central1-a": {"instances": [
-            _instance("warren-rabbitmq-1", "rabbitmq", "10.42.0.2", "203.0.113.10"),
-            _instance("warren-worker-1", "workers", "10.42.0.3", "203.0.113.11"),
-            _instance("warren-worker-2", "workers", "10.42.0.4"),
-        ]},
-        "zones/us-central1-b": {"warning": {"code": "NO_RESULTS_ON_PAGE"}},
-    }}))
+    offline.instances.write_text(
+        json.dumps(
+            {
+                "items": {
+                    "zones/us-central1-a": {
+                        "instances": [
+                            _instance("warren-rabbitmq-1", "rabbitmq", "10.42.0.2", "203.0.113.10"),
+                            _instance("warren-worker-1", "workers", "10.42.0.3", "203.0.113.11"),
+                            _instance("warren-worker-2", "workers", "10.42.0.4"),
+                        ]
+                    },
+                    "zones/us-central1-b": {"warning": {"code": "NO_RESULTS_ON_PAGE"}},
+                }
+            }
+        )
+    )
     return offline
 
 
@@ -145,14 +160,18 @@ def test_list_builds_groups_hosts_and_vars(fleet):
     # what was asked of Google: one aggregatedList of the configured project with the configured filters
     calls = [r for r in fleet.requests() if r["host"] == "www.googleapis.com"]
     assert [(c["method"], c["path"]) for c in calls] == [
-        ("GET", f"/compute/v1/projects/{PROJECT}/aggregated/instances")]
+        ("GET", f"/compute/v1/projects/{PROJECT}/aggregated/instances")
+    ]
     assert calls[0]["query"]["filter"] == "(status = RUNNING) (labels.warren-fleet = warren)"
 
 
-@pytest.mark.parametrize(("args", "env"), [
-    (("-e", "warren_gcp_address=internal"), None),
-    ((), {"WARREN_GCP_ADDRESS": "internal"}),
-])
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("-e", "warren_gcp_address=internal"), None),
+        ((), {"WARREN_GCP_ADDRESS": "internal"}),
+    ],
+)
 def test_internal_address_switch(fleet, args, env):
     hostvars = _list(fleet, *args, env=env)["_meta"]["hostvars"]
     assert hostvars["warren-rabbitmq-1"]["ansible_host"] == "10.42.0.2"

@@ -7,8 +7,12 @@ import json
 import pytest
 from conftest import SSH_KEY
 
-VALID = {"gcp_fleet_project": "demo-proj", "gcp_fleet_zone": "us-central1-a",
-         "gcp_fleet_admin_cidrs": ["203.0.113.7/32"], "gcp_fleet_ssh_public_key": SSH_KEY}
+VALID = {
+    "gcp_fleet_project": "demo-proj",
+    "gcp_fleet_zone": "us-central1-a",
+    "gcp_fleet_admin_cidrs": ["203.0.113.7/32"],
+    "gcp_fleet_ssh_public_key": SSH_KEY,
+}
 FIRST_API_TASK = "TASK [gcp_fleet : Create the custom-mode VPC network]"
 
 
@@ -24,9 +28,17 @@ def test_syntax_check(offline, playbook):
 
 def test_render_only_writes_specs_and_calls_nothing(offline):
     out = offline.tmp / "specs.json"
-    result = offline.run("ansible-playbook", "playbooks/provision-gcp.yml", "-e",
-                         extra(gcp_fleet_render_only=True, gcp_fleet_render_file=str(out),
-                               gcp_fleet_rabbitmq_count=3, gcp_fleet_worker_machine_type="t2a-standard-2"))
+    result = offline.run(
+        "ansible-playbook",
+        "playbooks/provision-gcp.yml",
+        "-e",
+        extra(
+            gcp_fleet_render_only=True,
+            gcp_fleet_render_file=str(out),
+            gcp_fleet_rabbitmq_count=3,
+            gcp_fleet_worker_machine_type="t2a-standard-2",
+        ),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     specs = json.loads(out.read_text())
     instances = {i["name"]: i for i in specs["instances"]}
@@ -38,8 +50,10 @@ def test_render_only_writes_specs_and_calls_nothing(offline):
     assert worker["disks"][0]["initialize_params"]["disk_type"] == "pd-balanced"
     for instance in instances.values():
         assert instance["network_interfaces"][0]["nic_type"] == "GVNIC"
-        assert instance["disks"][0]["initialize_params"]["source_image"] == \
-            "projects/suse-cloud/global/images/family/sles-15-arm64"
+        assert (
+            instance["disks"][0]["initialize_params"]["source_image"]
+            == "projects/suse-cloud/global/images/family/sles-15-arm64"
+        )
         assert instance["labels"]["warren-fleet"] == "warren"
     assert broker["labels"]["warren-role"] == "rabbitmq" and worker["labels"]["warren-role"] == "workers"
     rules = {r["name"]: r for r in specs["firewalls"]}
@@ -53,23 +67,32 @@ def test_render_only_writes_specs_and_calls_nothing(offline):
 def test_project_and_zone_come_from_the_environment(offline):
     out = offline.tmp / "specs.json"
     overrides = {k: v for k, v in VALID.items() if k not in ("gcp_fleet_project", "gcp_fleet_zone")}
-    result = offline.run("ansible-playbook", "playbooks/provision-gcp.yml", "-e",
-                         json.dumps({**overrides, "gcp_fleet_render_only": True, "gcp_fleet_render_file": str(out)}),
-                         env={"GCP_PROJECT": "env-proj", "GCP_ZONE": "asia-southeast1-c"})
+    result = offline.run(
+        "ansible-playbook",
+        "playbooks/provision-gcp.yml",
+        "-e",
+        json.dumps({**overrides, "gcp_fleet_render_only": True, "gcp_fleet_render_file": str(out)}),
+        env={"GCP_PROJECT": "env-proj", "GCP_ZONE": "asia-southeast1-c"},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     specs = json.loads(out.read_text())
     assert (specs["project"], specs["zone"], specs["region"]) == ("env-proj", "asia-southeast1-c", "asia-southeast1")
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"gcp_fleet_machine_type": "q7-standard-4"}, "belongs to the unknown machine family 'q7'"),
-    ({"gcp_fleet_rabbitmq_machine_type": "n2-standard-4"},
-     "gcp_fleet_rabbitmq_machine_type: n2-standard-4 is an x86_64 machine type but the selected image is arm64"),
-    ({"gcp_fleet_admin_cidrs": []}, "gcp_fleet_admin_cidrs is empty"),
-    ({"gcp_fleet_admin_cidrs": ["0.0.0.0/0"]}, "set gcp_fleet_allow_world_admin: true"),
-    ({"gcp_fleet_disk_type": "pd-ssd"}, "'pd-ssd' cannot be attached to c4a-standard-4"),
-    ({"gcp_fleet_project": ""}, "gcp_fleet_project is empty"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"gcp_fleet_machine_type": "q7-standard-4"}, "belongs to the unknown machine family 'q7'"),
+        (
+            {"gcp_fleet_rabbitmq_machine_type": "n2-standard-4"},
+            "gcp_fleet_rabbitmq_machine_type: n2-standard-4 is an x86_64 machine type but the selected image is arm64",
+        ),
+        ({"gcp_fleet_admin_cidrs": []}, "gcp_fleet_admin_cidrs is empty"),
+        ({"gcp_fleet_admin_cidrs": ["0.0.0.0/0"]}, "set gcp_fleet_allow_world_admin: true"),
+        ({"gcp_fleet_disk_type": "pd-ssd"}, "'pd-ssd' cannot be attached to c4a-standard-4"),
+        ({"gcp_fleet_project": ""}, "gcp_fleet_project is empty"),
+    ],
+)
 def test_bad_variables_stop_before_any_api_call(offline, overrides, message):
     # Not render-only: a valid run would go on to the google.cloud modules (see the next test).
     result = offline.run("ansible-playbook", "playbooks/provision-gcp.yml", "-e", extra(**overrides))
@@ -106,8 +129,9 @@ def test_teardown_requires_confirmation(offline):
 
 
 def test_confirmed_teardown_looks_the_fleet_up_by_label(offline):
-    result = offline.run("ansible-playbook", "playbooks/teardown-gcp.yml", "-e",
-                         extra(gcp_fleet_teardown_confirm="warren"))
+    result = offline.run(
+        "ansible-playbook", "playbooks/teardown-gcp.yml", "-e", extra(gcp_fleet_teardown_confirm="warren")
+    )
     calls = [r for r in offline.requests() if r.get("host") != "oauth2.googleapis.com"]
     assert calls, result.stdout + result.stderr
     assert calls[0]["method"] == "GET"

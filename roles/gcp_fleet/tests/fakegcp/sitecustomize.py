@@ -8,6 +8,7 @@
 Inactive unless FAKEGCP_LOG is set, so it cannot change anything outside the tests.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -75,15 +76,22 @@ if _LOG:
             body = request.body
             if isinstance(body, bytes):
                 body = body.decode("utf-8", "replace")
-            try:
+            # A form-encoded body (the token request) is not JSON: keep the text.
+            with contextlib.suppress(ValueError):
                 body = json.loads(body) if body else None
-            except ValueError:
-                pass  # form-encoded (the token request): keep the text
-            _record({"method": request.method, "host": url.hostname, "path": url.path,
-                     "query": {k: v[0] for k, v in parse_qs(url.query).items()}, "body": body})
+            _record(
+                {
+                    "method": request.method,
+                    "host": url.hostname,
+                    "path": url.path,
+                    "query": {k: v[0] for k, v in parse_qs(url.query).items()},
+                    "body": body,
+                }
+            )
             if url.hostname == "oauth2.googleapis.com" and url.path == "/token":
-                return _respond(request, 200, {"access_token": "fake-token", "expires_in": 3600,
-                                               "token_type": "Bearer"})
+                return _respond(
+                    request, 200, {"access_token": "fake-token", "expires_in": 3600, "token_type": "Bearer"}
+                )
             if url.hostname == "www.googleapis.com" and url.path.endswith("/aggregated/instances"):
                 with open(os.environ["FAKEGCP_INSTANCES"], encoding="utf-8") as handle:
                     return _respond(request, 200, json.load(handle))
