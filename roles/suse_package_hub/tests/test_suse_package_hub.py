@@ -40,9 +40,7 @@ echo "zypper $*" >> "$FAKE_CALLS"
 class Host:
     def __init__(self, tmp: Path, os_id: str, registered: list[str], id_like: str = ""):
         self.tmp = tmp
-        (tmp / "os-release").write_text(
-            f'NAME="fake"\nID="{os_id}"\nID_LIKE="{id_like}"\nVERSION_ID="15.6"\n'
-        )
+        (tmp / "os-release").write_text(f'NAME="fake"\nID="{os_id}"\nID_LIKE="{id_like}"\nVERSION_ID="15.6"\n')
         self.state = tmp / "state"
         self.state.write_text("".join(f"{p}\n" for p in registered))
         self.calls = tmp / "calls"
@@ -61,12 +59,24 @@ class Host:
             **extra,
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-        env.update({"PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "FAKE_CALLS": str(self.calls),
-                    "FAKE_STATE": str(self.state), "ANSIBLE_NOCOLOR": "1",
-                    "ANSIBLE_LOCAL_TEMP": str(self.tmp / "ansible-tmp")})
+        env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+                "FAKE_CALLS": str(self.calls),
+                "FAKE_STATE": str(self.state),
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_LOCAL_TEMP": str(self.tmp / "ansible-tmp"),
+            }
+        )
         result = subprocess.run(
             [str(BIN / "ansible-playbook"), "roles/suse_package_hub/tests/play.yml", "-e", json.dumps(variables)],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         calls = self.calls.read_text().splitlines()
         self.calls.write_text("")
         return result, calls
@@ -78,8 +88,13 @@ def changed(result) -> int:
 
 
 def test_syntax_check():
-    result = subprocess.run([str(BIN / "ansible-playbook"), "--syntax-check", "roles/suse_package_hub/tests/play.yml"],
-                            cwd=REPO, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "--syntax-check", "roles/suse_package_hub/tests/play.yml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -99,9 +114,11 @@ def test_sles_without_python311_gets_the_python_module_and_package_first(tmp_pat
     host = Host(tmp_path, "sles", ["SLES", "PackageHub"])
     result, calls = host.run(suse_package_hub_python_interpreter=str(tmp_path / "no-python3.11"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert calls == [f"SUSEConnect -p sle-module-python3/15.6/{ARCH}",
-                     "zypper --non-interactive install --no-recommends python311",
-                     "SUSEConnect --status"]
+    assert calls == [
+        f"SUSEConnect -p sle-module-python3/15.6/{ARCH}",
+        "zypper --non-interactive install --no-recommends python311",
+        "SUSEConnect --status",
+    ]
 
 
 def test_byos_registration_only_when_unregistered(tmp_path):
