@@ -17,7 +17,7 @@ INSTANCES = {
     "jobs-1": "jobs",
     "whatsapp-1": "whatsapp.notifications",
 }
-PUBLISH = "/opt/warren/venv/bin/warren-publish --username warren --password-file /etc/warren/credentials/amqp-password"
+PUBLISH = "warren-publish --username warren --password-file /etc/warren/credentials/amqp-password"
 
 
 def queue_depths(host: Any) -> dict[str, tuple[int, int, int]]:
@@ -164,3 +164,8 @@ def test_sandbox_exposure_at_most_1_5(host: Any, instance: str) -> None:
     out = host.run_expect([0], f"systemd-analyze security warren-worker@{instance}.service").stdout
     score = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out).group(1))
     assert score <= 1.5, out
+
+
+@pytest.mark.parametrize("command", ["warren-publish", "warren-worker"])
+def test_ops_commands_on_path(host: Any, command: str) -> None:
+    assert host.run_expect([0], f"{command} --version").stdout.startswith(command)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `make demo`: deploy Warren into a local systemd container with `ansible-playbook site.yml`, publish the
+# tutorials' example events, and show the workers processing them. Safe to run again: the container is reused
+# and the second converge changes nothing.
+set -euo pipefail
+project=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=molecule/resources/lib.sh
+source "$project/molecule/resources/lib.sh"
+cd "$project"
+export PATH=$project/.venv/bin:$PATH ANSIBLE_CONFIG=$project/ansible.cfg
+
+name=warren-demo   # the host in inventory/local/hosts.yml
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+in_demo() { docker exec "$name" "$@"; }
+
+say "Starting the demo container $name ($WARREN_IMAGE)"
+warren_start_container "$name"
+
+say "ansible-playbook site.yml (inventory/local)"
+ansible-playbook site.yml
+
+publish=(warren-publish --username warren --password-file /etc/warren/credentials/amqp-password)
+since=$(in_demo date +%s)
+say "Publishing the tutorials' events (persistent, with publisher confirms)"
+publish_event() {
+  echo "warren-publish --exchange '$1' --routing-key $2 '$3'"
+  in_demo "${publish[@]}" --exchange "$1" --routing-key "$2" "$3"
+}
+publish_event events order.created '{"order_id":123,"event":"order.created"}'
+publish_event events order.updated '{"order_id":123,"event":"order.updated"}'
+publish_event '' jobs '{"job_id":1,"task":"generate-invoice"}'
+publish_event notifications whatsapp '{"phone":"+911234567890","message":"Your order 123 has shipped"}'
+
+say "Waiting for the workers to drain their queues"
+for _ in $(seq 1 30); do
+  pending=$(in_demo rabbitmqctl list_queues -q --no-table-headers messages | awk '{s += $1} END {print s + 0}')
+  [[ $pending == 0 ]] && break
+  sleep 1
+done
+
+say "What the workers logged (journalctl -u 'warren-worker@*')"
+in_demo journalctl -u 'warren-worker@*' --since "@$since" --no-pager -o short | grep -E 'warren\.(handlers|outcome)'
+
+say "rabbitmqadmin list queues name messages consumers"
+in_demo rabbitmqadmin list queues name messages consumers
+
+cat <<HELP
+
+Warren runs in container $name.
+  Shell:            docker exec -it $name bash
+  Workers:          docker exec $name systemctl status 'warren-worker@*'   (more in docs/operations.md)
+  Publish more:     docker exec $name ${publish[*]} --exchange events --routing-key order.completed '{"order_id":123,"event":"order.completed"}'
+  Management UI:    http://$(docker inspect -f '{{.NetworkSettings.IPAddress}}' "$name"):15672  (user admin, password in .secrets/local/rabbitmq-admin)
+  Remove the demo:  make demo-clean
+HELP
