@@ -1,0 +1,74 @@
+# Warren: the two commands in the README are `make demo` and `make test`; the rest are their parts.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+RESOURCES := molecule/resources
+ROLE_TESTS := $(wildcard roles/*/tests)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt worker/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet -e ./worker
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Controller virtualenv (Ansible, Molecule, test tools, the worker package)
+
+.PHONY: engine
+engine: ## Make a Docker engine answer (installs Debian's docker.io and starts dockerd when needed)
+	$(RESOURCES)/ensure-container-engine.sh
+
+.PHONY: image
+image: engine ## Build the local Debian 12 systemd image unless it exists ($$WARREN_IMAGE overrides)
+	$(RESOURCES)/build-image.sh
+
+.PHONY: lint
+lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy
+	yamllint .
+	ansible-lint
+	ruff check worker
+	ruff format --check worker
+	mypy --config-file worker/pyproject.toml worker/src
+
+.PHONY: unit
+unit: venv ## Unit tests: worker pure logic, role filters and bad-input playbook runs (no broker needed)
+	pytest -q worker/tests/unit $(ROLE_TESTS)
+
+.PHONY: integration
+integration: venv ## Worker integration tests against a real RabbitMQ on 127.0.0.1 (started if absent)
+	worker/scripts/ensure-test-broker.sh
+	pytest -q worker/tests/integration
+
+.PHONY: molecule
+molecule: venv image ## molecule test: converge site.yml into a systemd container, idempotence, testinfra verify
+	molecule test
+
+.PHONY: test
+test: lint unit integration molecule ## Everything CI runs
+
+.PHONY: demo
+demo: venv image ## Deploy Warren into a local container and show it processing the tutorials' events
+	$(RESOURCES)/demo.sh
+
+.PHONY: demo-clean
+demo-clean: ## Remove the demo container
+	docker rm -f warren-demo
+
+.PHONY: bench-converge
+bench-converge: venv image ## Benchmark: first converge vs idempotent re-run
+	$(RESOURCES)/benchmark-converge.sh
+
+.PHONY: bench-worker
+bench-worker: venv ## Benchmark: worker and publisher throughput against the local test broker
+	worker/scripts/ensure-test-broker.sh
+	python worker/benchmarks/throughput.py
