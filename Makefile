@@ -36,13 +36,14 @@ image: engine ## Build the local Debian 12 systemd image unless it exists ($$WAR
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy
 	yamllint .
 	ansible-lint
-	ruff check worker
-	ruff format --check worker
+	ruff check .
+	ruff format --check .
 	mypy --config-file worker/pyproject.toml worker/src
 
 .PHONY: unit
 unit: venv ## Unit tests: worker pure logic, role filters and bad-input playbook runs (no broker needed)
-	pytest -q worker/tests/unit $(ROLE_TESTS)
+	@# One pytest per tree: each tree's conftest is imported as `conftest`, so sharing a process would shadow them.
+	for tests in worker/tests/unit $(ROLE_TESTS); do pytest -q "$$tests"; done
 
 .PHONY: integration
 integration: venv ## Worker integration tests against a real RabbitMQ on 127.0.0.1 (started if absent)

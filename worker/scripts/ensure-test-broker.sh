@@ -30,8 +30,18 @@ if ! command -v rabbitmq-server >/dev/null 2>&1; then
 fi
 
 # The Debian package's postinst may start it through systemd-less invoke-rc.d; only start when still silent.
-if ! rabbitmqctl -q status >/dev/null 2>&1; then
+if ! rabbitmqctl -q ping >/dev/null 2>&1; then
     rabbitmq-server -detached
+    # -detached returns before the node registers with epmd, and await_startup fails on an unknown node.
+    i=0
+    until rabbitmqctl -q ping >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ "$i" -gt 60 ]; then
+            echo "ensure-test-broker: RabbitMQ did not answer a ping within 120 s; see /var/log/rabbitmq/" >&2
+            exit 1
+        fi
+        sleep 2
+    done
 fi
 rabbitmqctl -q await_startup --timeout 120
 # Management is handy for inspecting test vhosts by hand; the tests themselves use rabbitmqctl.

@@ -69,7 +69,7 @@ def profile_errors(profiles: Any) -> list[str]:
             errors.append(f"{where}: prefetch must be an integer >= 1")
         if not _is_int(concurrency) or concurrency < 1:
             errors.append(f"{where}: concurrency must be an integer >= 1")
-        elif _is_int(prefetch) and concurrency > prefetch:
+        elif _is_int(prefetch) and prefetch >= 1 and concurrency > prefetch:
             errors.append(f"{where}: concurrency ({concurrency}) must not exceed prefetch ({prefetch})")
         handlers = profile.get("handlers")
         if not isinstance(handlers, Mapping) or not handlers:
@@ -79,6 +79,34 @@ def profile_errors(profiles: Any) -> list[str]:
                 if not isinstance(path, str) or not HANDLER_PATH.match(path):
                     errors.append(f"{where}: handler for {pattern!r} must look like 'package.module:function'")
     return errors
+
+
+def settings_errors(endpoints: Any, password: Any, drain_timeout: Any, max_attempts: Any) -> list[str]:
+    """Every problem with the broker and lifecycle settings; the rest of the profile TOML is checked on the host
+    by `warren-worker --check` before it is installed."""
+    errors = []
+    if not isinstance(endpoints, list) or not endpoints:
+        errors.append(
+            "warren_worker_amqp_endpoints is empty: add broker hosts to the rabbitmq group or list amqp:// URLs"
+        )
+    elif not all(isinstance(url, str) and url.startswith(("amqp://", "amqps://")) for url in endpoints):
+        errors.append("warren_worker_amqp_endpoints: every entry must be an amqp:// or amqps:// URL")
+    if not isinstance(password, str) or not password:
+        errors.append(
+            "warren_worker_amqp_password is empty: set warren_amqp_password from Ansible Vault "
+            "(the local inventory generates one at deploy time)"
+        )
+    # Extra vars given as key=value arrive as strings.
+    drain_timeout, max_attempts = _as_int(drain_timeout), _as_int(max_attempts)
+    if not _is_int(drain_timeout) or drain_timeout <= 0:
+        errors.append(f"warren_worker_drain_timeout must be a positive number of seconds, got {drain_timeout!r}")
+    if not _is_int(max_attempts) or max_attempts < 1:
+        errors.append(f"warren_worker_retry_max_attempts must be an integer >= 1, got {max_attempts!r}")
+    return errors
+
+
+def _as_int(value: Any) -> Any:
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
 def _is_int(value: Any) -> bool:
@@ -91,4 +119,5 @@ class FilterModule:
             "warren_worker_instances": worker_instances,
             "warren_amqp_endpoints": amqp_endpoints,
             "warren_worker_profile_errors": profile_errors,
+            "warren_worker_settings_errors": settings_errors,
         }

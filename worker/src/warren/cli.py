@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from warren import __version__
-from warren.config import ConfigError, load_config
+from warren.config import ConfigError, load_config, parse_listen
 from warren.logs import setup_logging
 from warren.publisher import (
     DEFAULT_URL,
@@ -41,6 +42,11 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warren-worker", description="Consume one queue per profile.")
     parser.add_argument("--config", required=True, metavar="PATH", help="worker profile (TOML)")
     parser.add_argument("--check", action="store_true", help="validate the profile and exit")
+    parser.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics here, overriding the profile's metrics.listen (one port per instance)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
 
@@ -49,6 +55,12 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"warren-worker: {exc}", file=sys.stderr, flush=True)
         return EX_CONFIG
+    if args.metrics_listen:
+        try:
+            config = dataclasses.replace(config, metrics_listen=parse_listen(args.metrics_listen))
+        except ValueError as exc:
+            print(f"warren-worker: --metrics-listen: {exc}", file=sys.stderr, flush=True)
+            return EX_CONFIG
     if args.check:
         print(
             f"warren-worker: {args.config}: OK "

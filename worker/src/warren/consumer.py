@@ -321,6 +321,8 @@ class Worker:
                 self.exit_status = EXIT_NOPERM
             else:
                 log.error("broker closed the channel: %s %s", reason.reply_code, reason.reply_text)
+        elif isinstance(reason, pex.ChannelClosedByClient):
+            log.debug("channel closed by us: %s", reason)
         elif not self._closing:
             log.warning("channel closed: %s", reason)
         # A fresh connection gives a clean slate (and a backoff if the cause persists).

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,12 +172,12 @@ class Broker:
         )
 
     def start_worker(
-        self, config: Path, env: dict[str, str] | None = None
+        self, config: Path, env: dict[str, str] | None = None, args: Sequence[str] = ()
     ) -> tuple[subprocess.Popen[bytes], Path]:
         log = config.with_suffix(".log")
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
-                [str(BIN / "warren-worker"), "--config", str(config)],
+                [str(BIN / "warren-worker"), "--config", str(config), *args],
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 env=self.env(env),

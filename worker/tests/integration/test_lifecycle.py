@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 import urllib.request
 import uuid
 
@@ -85,14 +86,18 @@ def test_bad_credentials_exit_77(mq: Broker) -> None:
     assert "refused user 'guest'" in proc.stdout
 
 
-def test_metrics_endpoint_counts_outcomes(mq: Broker) -> None:
+@pytest.mark.parametrize("listen_from", ["profile", "command line"])
+def test_metrics_endpoint_counts_outcomes(mq: Broker, listen_from: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = mq.write_config(
-        "test.work", {"test.ok": "testhandlers:record"}, metrics={"listen": f"127.0.0.1:{port}"}
-    )
-    proc, log = mq.start_worker(config)
+    listen = f"127.0.0.1:{port}"
+    if listen_from == "profile":
+        config = mq.write_config("test.work", {"test.ok": "testhandlers:record"}, metrics={"listen": listen})
+        proc, log = mq.start_worker(config)
+    else:  # how the role gives each unit instance its own port
+        config = mq.write_config("test.work", {"test.ok": "testhandlers:record"})
+        proc, log = mq.start_worker(config, args=["--metrics-listen", listen])
     with Publisher(vhost=mq.vhost) as pub:
         pub.publish("test", "test.ok", {"a": 1})
         pub.publish("test", "test.ok", {"a": 2})
@@ -124,3 +129,57 @@ def test_replay_dead_letters_back_to_origin(mq: Broker) -> None:
     (line,) = outcome_lines(log2, "acked")
     assert f"message_id={mid}" in line and "attempt=1" in line and "routing_key=test.replay" in line
     assert mq.depth("test.work.dlq") == 0 and mq.depth("test.work") == 0
+
+
+def test_drain_timeout_returns_unfinished_work_to_the_queue(mq: Broker) -> None:
+    config = mq.write_config(
+        "test.work",
+        {"test.#": "testhandlers:record"},
+        consumer={"prefetch": 2, "concurrency": 2, "drain_timeout": 1},
+    )
+    proc, log = mq.start_worker(config)
+    with Publisher(vhost=mq.vhost) as pub:
+        pub.publish("test", "test.stuck", {"sleep": 30})
+    wait_for(lambda: mq.records(), 10, "handler to start")
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert time.monotonic() - started < 10, "a stuck handler must not block exit past the drain timeout"
+    assert "drain timeout (1s): 1 messages unfinished; the broker will redeliver them" in log.read_text()
+    assert mq.depth("test.work") == 1
+
+
+def test_unroutable_retry_keeps_the_message(mq: Broker) -> None:
+    ch = mq.channel()
+    ch.queue_unbind("test.work.retry", "warren.retry", routing_key="test.work")
+    ch.connection.close()
+    proc, log = mq.start_worker(mq.write_config("test.work", {"test.#": "testhandlers:fail"}))
+    with Publisher(vhost=mq.vhost) as pub:
+        pub.publish("test", "test.fail", {"n": 1})
+    wait_for(lambda: "is unroutable" in log.read_text(), 15, "unroutable republish reported")
+    assert "is test.work.retry declared and bound?" in log.read_text()
+    assert not outcome_lines(log, "retried") and not outcome_lines(log, "acked")
+    assert stop(proc) == 0
+    assert mq.depth("test.work") == 1  # held unacked, so it went back to the queue: nothing lost
+    assert mq.depth("test.work.dlq") == 0
+
+
+def test_broker_cancel_then_queue_back_resumes(mq: Broker) -> None:
+    proc, log = mq.start_worker(mq.write_config("test.work", {"test.#": "testhandlers:record"}))
+    ch = mq.channel()
+    ch.queue_delete("test.work")
+    wait_for(lambda: "broker cancelled the consumer" in log.read_text(), 15, "cancel noticed")
+    wait_for(lambda: "NOT_FOUND" in log.read_text(), 15, "consume on a missing queue refused")
+    ch.queue_declare(
+        "test.work",
+        durable=True,
+        arguments={"x-dead-letter-exchange": "warren.dlx", "x-dead-letter-routing-key": "test.work"},
+    )
+    ch.queue_bind("test.work", "test", routing_key="test.#")
+    ch.connection.close()
+    wait_for(lambda: log.read_text().count("consuming test.work") >= 2, 60, "consuming again")
+    assert proc.poll() is None
+    with Publisher(vhost=mq.vhost) as pub:
+        pub.publish("test", "test.back", {"n": 1})
+    wait_for(lambda: outcome_lines(log, "acked"), 15, "message after recovery acked")
+    assert stop(proc) == 0

@@ -146,3 +146,12 @@ def test_cli_unreadable_and_broken_toml(tmp_path: Path, capsys: pytest.CaptureFi
 def test_cli_check(write: Any, creds: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", creds["CREDENTIALS_DIRECTORY"])
     assert worker_main(["--config", str(write(VALID)), "--check"]) == 0
+
+
+def test_cli_bad_metrics_listen_exits_78(
+    write: Any, creds: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", creds["CREDENTIALS_DIRECTORY"])
+    assert worker_main(["--config", str(write(VALID)), "--metrics-listen", "9420", "--check"]) == 78
+    assert "--metrics-listen: metrics.listen must be 'host:port'" in capsys.readouterr().err
+    assert worker_main(["--config", str(write(VALID)), "--metrics-listen", "127.0.0.1:9420", "--check"]) == 0

@@ -1,0 +1,126 @@
+"""The role's pure helpers: unit instances and ports, broker endpoint order, profile validation."""
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "filter_plugins"))
+from warren_worker import amqp_endpoints, profile_errors, settings_errors, worker_instances
+
+PROFILE = {
+    "name": "orders",
+    "queue": "order.events",
+    "instances": 2,
+    "prefetch": 32,
+    "concurrency": 8,
+    "handlers": {"order.*": "warren.handlers:order_event"},
+}
+
+
+def test_instances_are_numbered_per_profile_with_distinct_metrics_ports():
+    jobs = dict(PROFILE, name="jobs", queue="jobs", instances=1)
+    idle = dict(PROFILE, name="idle", instances=0)
+    assert worker_instances([PROFILE, idle, jobs], metrics_base_port=9420) == [
+        {"profile": "orders", "instance": "orders-1", "metrics_port": 9421},
+        {"profile": "orders", "instance": "orders-2", "metrics_port": 9422},
+        {"profile": "jobs", "instance": "jobs-1", "metrics_port": 9441},
+    ]
+
+
+def test_metrics_disabled_gives_port_zero():
+    assert {i["metrics_port"] for i in worker_instances([PROFILE])} == {0}
+
+
+def test_endpoints_put_the_local_broker_first_over_loopback():
+    hostvars = {
+        "mq-1": {"ansible_host": "10.0.0.1"},
+        "mq-2": {"warren_amqp_address": "mq-2.internal", "ansible_host": "10.0.0.2"},
+        "mq-3": {},
+    }
+    brokers = ["mq-1", "mq-2", "mq-3"]
+    assert amqp_endpoints(brokers, hostvars, "mq-2", 5672) == [
+        "amqp://127.0.0.1:5672",
+        "amqp://10.0.0.1:5672",
+        "amqp://mq-3:5672",
+    ]
+    assert amqp_endpoints(brokers, hostvars, "app-1", 5671) == [
+        "amqp://10.0.0.1:5671",
+        "amqp://mq-2.internal:5671",
+        "amqp://mq-3:5671",
+    ]
+    assert amqp_endpoints([], hostvars, "app-1", 5672) == []
+
+
+def test_valid_profiles_have_no_errors():
+    assert profile_errors([PROFILE, dict(PROFILE, name="jobs", instances=0)]) == []
+
+
+def broken(**changes):
+    profile = copy.deepcopy(PROFILE)
+    for key, value in changes.items():
+        if value is None:
+            del profile[key]
+        else:
+            profile[key] = value
+    return profile
+
+
+@pytest.mark.parametrize(
+    ("profile", "error"),
+    [
+        (broken(name="Orders"), "warren_worker_profiles[0] (Orders): name must match ^[a-z][a-z0-9_]*$"),
+        (broken(queue=""), "warren_worker_profiles[0] (orders): queue must be a non-empty string"),
+        (broken(instances=-1), "warren_worker_profiles[0] (orders): instances must be an integer >= 0"),
+        (broken(instances="2"), "warren_worker_profiles[0] (orders): instances must be an integer >= 0"),
+        (broken(prefetch=0), "warren_worker_profiles[0] (orders): prefetch must be an integer >= 1"),
+        (broken(concurrency=True), "warren_worker_profiles[0] (orders): concurrency must be an integer >= 1"),
+        (
+            broken(concurrency=64),
+            "warren_worker_profiles[0] (orders): concurrency (64) must not exceed prefetch (32)",
+        ),
+        (
+            broken(handlers={}),
+            "warren_worker_profiles[0] (orders): handlers must map routing-key patterns to 'package.module:function'",
+        ),
+        (
+            broken(handlers={"order.*": "warren.handlers.order_event"}),
+            "warren_worker_profiles[0] (orders): handler for 'order.*' must look like 'package.module:function'",
+        ),
+        (broken(replicas=2), "warren_worker_profiles[0] (orders): unknown keys replicas"),
+        (broken(name=None), "warren_worker_profiles[0]: name must match ^[a-z][a-z0-9_]*$"),
+    ],
+)
+def test_each_bad_profile_is_named(profile, error):
+    assert profile_errors([profile]) == [error]
+
+
+def test_all_problems_are_reported_together():
+    errors = profile_errors([PROFILE, PROFILE, "jobs", broken(prefetch=0, queue=None)])
+    assert errors == [
+        "warren_worker_profiles[1] (orders): duplicate profile name",
+        "warren_worker_profiles[2]: must be a mapping",
+        "warren_worker_profiles[3] (orders): duplicate profile name",
+        "warren_worker_profiles[3] (orders): queue must be a non-empty string",
+        "warren_worker_profiles[3] (orders): prefetch must be an integer >= 1",
+    ]
+
+
+def test_profiles_must_be_a_list():
+    assert profile_errors({"orders": PROFILE}) == ["warren_worker_profiles must be a list of profiles"]
+
+
+def test_settings_errors_name_each_setting():
+    assert settings_errors(["amqp://127.0.0.1:5672"], "s3cret", 30, "5") == []
+    assert settings_errors([], "", 0, 0) == [
+        "warren_worker_amqp_endpoints is empty: add broker hosts to the rabbitmq group or list amqp:// URLs",
+        "warren_worker_amqp_password is empty: set warren_amqp_password from Ansible Vault "
+        "(the local inventory generates one at deploy time)",
+        "warren_worker_drain_timeout must be a positive number of seconds, got 0",
+        "warren_worker_retry_max_attempts must be an integer >= 1, got 0",
+    ]
+    assert settings_errors(["mq-1:5672"], "s3cret", "thirty", 5) == [
+        "warren_worker_amqp_endpoints: every entry must be an amqp:// or amqps:// URL",
+        "warren_worker_drain_timeout must be a positive number of seconds, got 'thirty'",
+    ]

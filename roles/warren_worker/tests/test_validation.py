@@ -1,0 +1,84 @@
+"""Real ansible-playbook runs of the role's validation on localhost (no host, no broker): bad variables fail the
+play before anything is installed, with every problem listed, and the defaults pass."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROLE_DIR = Path(__file__).resolve().parents[1]
+REPO_DIR = ROLE_DIR.parents[1]
+PLAYBOOK = ROLE_DIR / "tests" / "validate.yml"
+ENDPOINTS = ["amqp://127.0.0.1:5672"]
+
+
+def run_validation(tmp_path, extra_vars):
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(json.dumps(extra_vars), encoding="utf-8")
+    beside_python = Path(sys.executable).parent / "ansible-playbook"
+    playbook_bin = str(beside_python) if beside_python.exists() else shutil.which("ansible-playbook")
+    env = dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(REPO_DIR / "roles"),
+        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+    )
+    return subprocess.run(
+        [playbook_bin, "-i", "localhost,", str(PLAYBOOK), "-e", "@" + str(vars_file)],
+        cwd=REPO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def failure_lines(result):
+    assert result.returncode != 0, result.stdout
+    for line in result.stdout.splitlines():
+        if line.startswith("fatal: [localhost]: FAILED! => "):
+            return json.loads(line.split(" => ", 1)[1])["msg"].split("\n")
+    raise AssertionError("no failed task in the output:\n" + result.stdout + result.stderr)
+
+
+def test_defaults_pass_with_a_password_and_a_broker(tmp_path):
+    result = run_validation(tmp_path, {"warren_amqp_password": "test-only", "warren_worker_amqp_endpoints": ENDPOINTS})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_broker_and_no_password_are_both_named(tmp_path):
+    # localhost, is in no rabbitmq group, so the default endpoints are empty.
+    assert failure_lines(run_validation(tmp_path, {})) == [
+        "Invalid warren_worker settings: 2 error(s)",
+        "- warren_worker_amqp_endpoints is empty: add broker hosts to the rabbitmq group or list amqp:// URLs",
+        "- warren_worker_amqp_password is empty: set warren_amqp_password from Ansible Vault "
+        "(the local inventory generates one at deploy time)",
+    ]
+
+
+def test_bad_profiles_are_listed_by_name(tmp_path):
+    profiles = [
+        {"name": "orders", "queue": "order.events", "instances": 2, "prefetch": 4, "concurrency": 8,
+         "handlers": {"order.*": "warren.handlers:order_event"}},
+        {"name": "jobs", "queue": "jobs", "instances": 1, "prefetch": 1, "concurrency": 1,
+         "handlers": {"jobs": "not a handler"}},
+    ]  # fmt: skip
+    result = run_validation(
+        tmp_path,
+        {
+            "warren_amqp_password": "test-only",
+            "warren_worker_amqp_endpoints": ENDPOINTS,
+            "warren_worker_profiles": profiles,
+            "warren_worker_drain_timeout": -1,
+        },
+    )
+    assert failure_lines(result) == [
+        "Invalid warren_worker settings: 3 error(s)",
+        "- warren_worker_profiles[0] (orders): concurrency (8) must not exceed prefetch (4)",
+        "- warren_worker_profiles[1] (jobs): handler for 'jobs' must look like 'package.module:function'",
+        "- warren_worker_drain_timeout must be a positive number of seconds, got -1",
+    ]
