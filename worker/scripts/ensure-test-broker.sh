@@ -13,6 +13,23 @@ listening() {
     fi
 }
 
+node_answers() { rabbitmqctl -q ping >/dev/null 2>&1; }
+
+# wait_until SECONDS WHAT COMMAND...: polls every 2 s, fails with a message after SECONDS.
+wait_until() {
+    limit=$1 what=$2
+    shift 2
+    waited=0
+    until "$@"; do
+        if [ "$waited" -ge "$limit" ]; then
+            echo "ensure-test-broker: $what after $limit s; see /var/log/rabbitmq/" >&2
+            exit 1
+        fi
+        sleep 2
+        waited=$((waited + 2))
+    done
+}
+
 if listening; then
     echo "ensure-test-broker: something already listens on 5672"
     exit 0
@@ -30,30 +47,14 @@ if ! command -v rabbitmq-server >/dev/null 2>&1; then
 fi
 
 # The Debian package's postinst may start it through systemd-less invoke-rc.d; only start when still silent.
-if ! rabbitmqctl -q ping >/dev/null 2>&1; then
+if ! node_answers; then
     rabbitmq-server -detached
     # -detached returns before the node registers with epmd, and await_startup fails on an unknown node.
-    i=0
-    until rabbitmqctl -q ping >/dev/null 2>&1; do
-        i=$((i + 1))
-        if [ "$i" -gt 60 ]; then
-            echo "ensure-test-broker: RabbitMQ did not answer a ping within 120 s; see /var/log/rabbitmq/" >&2
-            exit 1
-        fi
-        sleep 2
-    done
+    wait_until 120 "RabbitMQ did not answer a ping" node_answers
 fi
 rabbitmqctl -q await_startup --timeout 120
 # Management is handy for inspecting test vhosts by hand; the tests themselves use rabbitmqctl.
 rabbitmq-plugins enable rabbitmq_management >/dev/null || echo "ensure-test-broker: could not enable rabbitmq_management (tests fall back to rabbitmqctl)" >&2
 
-i=0
-until listening; do
-    i=$((i + 1))
-    if [ "$i" -gt 60 ]; then
-        echo "ensure-test-broker: RabbitMQ started but 5672 is not listening after 60 s" >&2
-        exit 1
-    fi
-    sleep 1
-done
+wait_until 60 "RabbitMQ started but 5672 is not listening" listening
 echo "ensure-test-broker: RabbitMQ is up on 127.0.0.1:5672"
