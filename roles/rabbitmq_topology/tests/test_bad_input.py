@@ -29,7 +29,7 @@ def ansible_playbook():
 
 def run_validation(tmp_path, extra_vars):
     vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps(extra_vars), encoding="utf-8")
+    vars_file.write_text(json.dumps({"rabbitmq_admin_password": "test-only-admin", **extra_vars}), encoding="utf-8")
     env = dict(
         os.environ,
         ANSIBLE_ROLES_PATH=str(REPO_DIR / "roles"),
@@ -107,3 +107,9 @@ def test_defaults_pass(tmp_path):
     result = run_validation(tmp_path, {"warren_amqp_password": "test-only-password"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok=3 " in result.stdout and "failed=0 " in result.stdout
+
+
+def test_missing_admin_password_is_named(tmp_path):
+    result = run_validation(tmp_path, {"warren_amqp_password": "test-only-password", "rabbitmq_admin_password": ""})
+    assert result.returncode != 0
+    assert "rabbitmq_topology_admin_password set (it defaults to rabbitmq_admin_password" in failure_message(result)[0]

@@ -409,3 +409,79 @@ def test_template_output_is_stable(defaults):
     """Same input, same bytes: the template task (and so the import) must not change on a second run."""
     topology = defaults["rabbitmq_topology_definitions"]
     assert render_text(copy.deepcopy(topology)) == render_text(copy.deepcopy(topology))
+
+
+# ---- users_to_apply: only users that differ from the broker go through rabbitmq_user ----
+
+password_matches = topology_filters.password_matches
+users_to_apply = topology_filters.users_to_apply
+
+
+def rabbit_hash(password, salt=b"\x01\x02\x03\x04"):
+    """What RabbitMQ stores for rabbit_password_hashing_sha256."""
+    import base64
+    import hashlib
+
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+WARREN = {
+    "name": "warren",
+    "password": "s3cret",
+    "tags": [],
+    "permissions": [{"vhost": "/", "configure": "^$", "write": ".*", "read": ".*"}],
+}
+BROKER_USERS = [
+    {"name": "admin", "password_hash": rabbit_hash("x"), "hashing_algorithm": "rabbit_password_hashing_sha256",
+     "tags": ["administrator"]},
+    {"name": "warren", "password_hash": rabbit_hash("s3cret"), "hashing_algorithm": "rabbit_password_hashing_sha256",
+     "tags": []},
+]  # fmt: skip
+BROKER_PERMISSIONS = [
+    {"user": "admin", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
+    {"user": "warren", "vhost": "/", "configure": "^$", "write": ".*", "read": ".*"},
+]
+
+
+def test_password_matches_rabbitmq_hashes():
+    assert password_matches("s3cret", rabbit_hash("s3cret"), "rabbit_password_hashing_sha256")
+    assert not password_matches("other", rabbit_hash("s3cret"), "rabbit_password_hashing_sha256")
+    assert not password_matches("s3cret", rabbit_hash("s3cret"), "unknown_algorithm")
+    assert not password_matches("s3cret", "not base64!", "rabbit_password_hashing_sha256")
+    assert not password_matches("s3cret", "", "rabbit_password_hashing_sha256")
+
+
+def test_user_in_sync_needs_nothing():
+    assert users_to_apply([WARREN], BROKER_USERS, BROKER_PERMISSIONS) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"password": "rotated"},
+        {"tags": ["monitoring"]},
+        {"permissions": [{"vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]},
+        {"permissions": [*WARREN["permissions"], {"vhost": "other", "read": ".*"}]},
+        {"name": "newcomer"},
+    ],
+)
+def test_any_difference_sends_the_user_to_rabbitmq_user(change):
+    wanted = {**WARREN, **change}
+    assert users_to_apply([wanted], BROKER_USERS, BROKER_PERMISSIONS) == [wanted]
+
+
+def test_extra_permission_on_the_broker_is_a_difference():
+    extra = [*BROKER_PERMISSIONS, {"user": "warren", "vhost": "other", "configure": "", "write": "", "read": ""}]
+    assert users_to_apply([WARREN], BROKER_USERS, extra) == [WARREN]
+
+
+def test_absent_users_only_when_they_exist():
+    gone = {"name": "warren", "state": "absent"}
+    never = {"name": "ghost", "state": "absent"}
+    assert users_to_apply([gone, never], BROKER_USERS, BROKER_PERMISSIONS) == [gone]
+
+
+def test_tags_as_a_comma_string_from_older_brokers():
+    older = [{**BROKER_USERS[1], "tags": "monitoring,management"}]
+    wanted = {**WARREN, "tags": ["management", "monitoring"]}
+    assert users_to_apply([wanted], older, BROKER_PERMISSIONS) == []
