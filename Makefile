@@ -19,6 +19,9 @@ $(VENV)/.installed: requirements.txt worker/pyproject.toml
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	$(VENV)/bin/pip install --quiet -e ./worker
+	@# ansible.cfg names this stable path; the real one depends on the Python version.
+	ln -sfn "$$($(VENV)/bin/python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))')/plugins/strategy" \
+		$(VENV)/mitogen-strategy
 	touch $@
 
 .PHONY: venv
