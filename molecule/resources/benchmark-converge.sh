@@ -8,6 +8,8 @@ project=$(cd "$(dirname "$0")/../.." && pwd)
 source "$project/molecule/resources/lib.sh"
 cd "$project"
 export PATH=$project/.venv/bin:$PATH ANSIBLE_CONFIG=$project/ansible.cfg
+# Per-task times, so the figures say where a re-run spends its time.
+export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=12 ANSIBLE_NOCOLOR=1
 
 name=warren-bench
 work=$(mktemp -d)
@@ -28,6 +30,8 @@ changed_count() { sed -n "s/^$name *:.*changed=\([0-9]*\).*/\1/p" "$1"; }
 first=$(converge "$work/first.log")
 second=$(converge "$work/second.log")
 ratio=$(python3 -c "import sys; print(f'{100 * float(sys.argv[2]) / float(sys.argv[1]):.1f}')" "$first" "$second")
+echo "slowest tasks of the re-run:"
+grep -E -- ' -{3,} +[0-9.]+s$' "$work/second.log" | sed 's/^/  /'
 echo "first converge:   $first s (changed=$(changed_count "$work/first.log"))"
 echo "idempotent rerun: $second s (changed=$(changed_count "$work/second.log"))"
 echo "RESULT first_s=$first rerun_s=$second ratio_pct=$ratio rerun_changed=$(changed_count "$work/second.log")"
