@@ -55,7 +55,7 @@ integration: venv ## Worker integration tests against a real RabbitMQ on 127.0.0
 
 .PHONY: molecule
 molecule: venv image ## molecule test: converge site.yml into a systemd container, idempotence, testinfra verify
-	molecule test
+	$(RESOURCES)/molecule-test.sh
 
 .PHONY: test
 test: lint unit integration molecule ## Everything CI runs

@@ -68,6 +68,14 @@ def get_messages(host: Any, queue: str, count: int = 10) -> list[dict[str, Any]]
     return rabbitmqadmin(host, "get", f"queue={queue}", f"count={count}", "ackmode=ack_requeue_false")
 
 
+def queue_depths(host: Any) -> dict[str, tuple[int, int, int]]:
+    """Ready, unacknowledged and consumer counts per queue, straight from the broker (no stats delay)."""
+    out = host.run_expect(
+        [0], "rabbitmqctl list_queues -q --no-table-headers name messages_ready messages_unacknowledged consumers"
+    ).stdout
+    return {name: (int(r), int(u), int(c)) for name, r, u, c in (line.split("\t") for line in out.splitlines())}
+
+
 @pytest.fixture(scope="module")
 def workers_paused(host: Any) -> Iterator[None]:
     """Stop Warren's workers (when deployed) so messages stay in their queues to be inspected."""

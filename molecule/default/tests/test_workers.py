@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import get_messages
+from conftest import get_messages, queue_depths
 
 INSTANCES = {
     "orders-1": "order.events",
@@ -18,14 +18,6 @@ INSTANCES = {
     "whatsapp-1": "whatsapp.notifications",
 }
 PUBLISH = "warren-publish --username warren --password-file /etc/warren/credentials/amqp-password"
-
-
-def queue_depths(host: Any) -> dict[str, tuple[int, int, int]]:
-    """Ready, unacknowledged and consumer counts per queue, straight from the broker (no stats delay)."""
-    out = host.run_expect(
-        [0], "rabbitmqctl list_queues -q --no-table-headers name messages_ready messages_unacknowledged consumers"
-    ).stdout
-    return {name: (int(r), int(u), int(c)) for name, r, u, c in (line.split("\t") for line in out.splitlines())}
 
 
 def wait_until_drained(host: Any, queues: list[str], timeout: float = 120) -> None:
@@ -57,8 +49,14 @@ def test_every_instance_consumes_its_queue(host: Any) -> None:
     expected: dict[str, int] = {}
     for queue in INSTANCES.values():
         expected[queue] = expected.get(queue, 0) + 1
-    depths = queue_depths(host)
-    assert {q: depths[q][2] for q in expected} == expected
+    # Instances restarted by the scale side effect or the paused-workers fixture may still be connecting.
+    deadline = time.monotonic() + 60
+    while True:
+        consumers = {q: queue_depths(host)[q][2] for q in expected}
+        if consumers == expected or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert consumers == expected
 
 
 def test_config_and_credential_permissions(host: Any) -> None:
