@@ -76,14 +76,26 @@ def queue_depths(host: Any) -> dict[str, tuple[int, int, int]]:
     return {name: (int(r), int(u), int(c)) for name, r, u, c in (line.split("\t") for line in out.splitlines())}
 
 
+def worker_units(host: Any, states: str) -> list[str]:
+    """Worker instance units in any of the comma-separated systemd `states`."""
+    listed = host.run_expect(
+        [0], f"systemctl list-units --state={states} --no-legend --plain --quiet 'warren-worker@*.service'"
+    ).stdout
+    return [line.split()[0] for line in listed.splitlines() if line.strip()]
+
+
 @pytest.fixture(scope="module")
 def workers_paused(host: Any) -> Iterator[None]:
     """Stop Warren's workers (when deployed) so messages stay in their queues to be inspected."""
     deployed = host.run(f"systemctl cat {WORKERS_TARGET}").rc == 0
+    running = worker_units(host, "active") if deployed else []
     if deployed:
         host.run_expect([0], f"systemctl stop {WORKERS_TARGET}")
+        # The operations guide promises the stop returns only once every instance has drained and exited.
+        assert worker_units(host, "active,activating,deactivating,reloading") == []
     try:
         yield
     finally:
         if deployed:
-            host.run_expect([0], f"systemctl start {WORKERS_TARGET}")
+            # Starting the target returns at once; starting the units by name waits until each is consuming.
+            host.run_expect([0], f"systemctl start {WORKERS_TARGET} " + " ".join(running))
