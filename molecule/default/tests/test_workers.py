@@ -63,7 +63,7 @@ def test_config_and_credential_permissions(host: Any) -> None:
     profile = host.file("/etc/warren/orders.toml")
     assert (profile.user, profile.group, profile.mode) == ("root", "warren", 0o640)
     credential = host.file("/etc/warren/credentials/amqp-password")
-    assert (credential.user, credential.group, credential.mode) == ("root", "warren", 0o640)
+    assert (credential.user, credential.group, credential.mode) == ("warren", "warren", 0o600)
     secret = credential.content_string.strip()
     assert len(secret) >= 16
     for path in (
