@@ -41,6 +41,15 @@ done
 say "What the workers logged (journalctl -u 'warren-worker@*')"
 in_demo journalctl -u 'warren-worker@*' --since "@$since" --no-pager -o short | grep -E 'warren\.(handlers|outcome)'
 
+# rabbitmqadmin shows the management plugin's statistics, refreshed every 5 s: wait (bounded) until its
+# consumer count agrees with the broker's own, so a fresh deploy does not show stale zeros.
+consumers_by() { awk '{s += $NF} END {print s + 0}'; }
+for _ in $(seq 1 15); do
+  broker=$(in_demo rabbitmqctl list_queues -q --no-table-headers consumers | consumers_by)
+  stats=$(in_demo rabbitmqadmin -f tsv -q list queues consumers | consumers_by)
+  [[ $stats == "$broker" ]] && break
+  sleep 1
+done
 say "rabbitmqadmin list queues name messages consumers"
 in_demo rabbitmqadmin list queues name messages consumers
 
