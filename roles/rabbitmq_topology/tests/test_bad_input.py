@@ -1,64 +1,32 @@
 """Real ansible-playbook runs of the role's validation on localhost (no broker): every bad input of the issue
 fails the play with a message naming the offending entry, all of them at once, and the defaults pass."""
 
-import json
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from topology_cases import (
     ALL_AT_ONCE_ERRORS,
     BAD_INPUTS,
     REPO_DIR,
-    ROLE_DIR,
     bad_topology,
 )
 
-PLAYBOOK = ROLE_DIR / "tests" / "validate.yml"
+# The run and the reading of its failure are shared by the role tests.
+sys.path.insert(0, str(REPO_DIR / "molecule" / "resources"))
+from role_validation import failure_lines, run_role_validation
+
 HEADER = "Invalid topology (rabbitmq_topology_definitions, rabbitmq_topology_users): %d error(s)"
 
 
-def ansible_playbook():
-    # The venv's ansible-playbook when pytest runs from it without the venv on PATH.
-    beside_python = Path(sys.executable).parent / "ansible-playbook"
-    return str(beside_python) if beside_python.exists() else shutil.which("ansible-playbook")
-
-
 def run_validation(tmp_path, extra_vars):
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps({"rabbitmq_admin_password": "test-only-admin", **extra_vars}), encoding="utf-8")
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(REPO_DIR / "roles"),
-        # One JSON object per result, so the failure message is read back exactly.
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+    # The administrator's password is required by the role; tests that are about it override it.
+    return run_role_validation(
+        "rabbitmq_topology", tmp_path, {"rabbitmq_admin_password": "test-only-admin", **extra_vars}
     )
-    return subprocess.run(
-        [ansible_playbook(), "-i", "localhost,", str(PLAYBOOK), "-e", "@" + str(vars_file)],
-        cwd=REPO_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def failure_message(result):
-    for line in result.stdout.splitlines():
-        if line.startswith("fatal: [localhost]: FAILED! => "):
-            return json.loads(line.split(" => ", 1)[1])["msg"].split("\n")
-    raise AssertionError("no failed task in the output:\n" + result.stdout + result.stderr)
 
 
 def assert_fails_with(result, expected_errors):
-    assert result.returncode != 0, result.stdout
-    assert failure_message(result) == [HEADER % len(expected_errors), *(f"- {error}" for error in expected_errors)]
+    assert failure_lines(result) == [HEADER % len(expected_errors), *(f"- {error}" for error in expected_errors)]
     # Nothing after validation ran: the play stopped at the assert.
     assert "ok=1 " in result.stdout and "failed=1 " in result.stdout
 
@@ -111,5 +79,4 @@ def test_defaults_pass(tmp_path):
 
 def test_missing_admin_password_is_named(tmp_path):
     result = run_validation(tmp_path, {"warren_amqp_password": "test-only-password", "rabbitmq_admin_password": ""})
-    assert result.returncode != 0
-    assert "rabbitmq_topology_admin_password set (it defaults to rabbitmq_admin_password" in failure_message(result)[0]
+    assert "rabbitmq_topology_admin_password set (it defaults to rabbitmq_admin_password" in failure_lines(result)[0]

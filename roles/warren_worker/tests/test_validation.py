@@ -1,48 +1,18 @@
 """Real ansible-playbook runs of the role's validation on localhost (no host, no broker): bad variables fail the
 play before anything is installed, with every problem listed, and the defaults pass."""
 
-import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-ROLE_DIR = Path(__file__).resolve().parents[1]
-REPO_DIR = ROLE_DIR.parents[1]
-PLAYBOOK = ROLE_DIR / "tests" / "validate.yml"
+# The run and the reading of its failure are shared by the role tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
+from role_validation import failure_lines, run_role_validation
+
 ENDPOINTS = ["amqp://127.0.0.1:5672"]
 
 
 def run_validation(tmp_path, extra_vars):
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps(extra_vars), encoding="utf-8")
-    beside_python = Path(sys.executable).parent / "ansible-playbook"
-    playbook_bin = str(beside_python) if beside_python.exists() else shutil.which("ansible-playbook")
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(REPO_DIR / "roles"),
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-    )
-    return subprocess.run(
-        [playbook_bin, "-i", "localhost,", str(PLAYBOOK), "-e", "@" + str(vars_file)],
-        cwd=REPO_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def failure_lines(result):
-    assert result.returncode != 0, result.stdout
-    for line in result.stdout.splitlines():
-        if line.startswith("fatal: [localhost]: FAILED! => "):
-            return json.loads(line.split(" => ", 1)[1])["msg"].split("\n")
-    raise AssertionError("no failed task in the output:\n" + result.stdout + result.stderr)
+    return run_role_validation("warren_worker", tmp_path, extra_vars)
 
 
 def test_defaults_pass_with_a_password_and_a_broker(tmp_path):
