@@ -32,7 +32,7 @@ from warren.config import HandlerSpec, WorkerConfig
 from warren.connection import Endpoints, connection_parameters, describe
 from warren.decoding import check_required, decode_body
 from warren.handlers import InvalidMessage, Message, required_fields
-from warren.logs import flush_logs, log_fields
+from warren.logs import FieldLine, flush_logs
 from warren.metrics import Metrics
 from warren.notify import Notifier
 from warren.retry import (
@@ -87,8 +87,11 @@ class Delivery:
         self.props = props
         self.body = body
         headers = props.headers
-        self.attempt = attempt_of(headers)
-        self.exchange, self.routing_key = origin(headers, exchange, routing_key)
+        if headers:
+            self.attempt = attempt_of(headers)
+            self.exchange, self.routing_key = origin(headers, exchange, routing_key)
+        else:  # first delivery of a message without headers: the common case, kept cheap
+            self.attempt, self.exchange, self.routing_key = 1, exchange, routing_key
         self.message_id: str | None = props.message_id
         self.done = False  # ready to be acked
         self.held = False  # republish was unroutable: keep unacked until the channel goes away
@@ -122,7 +125,14 @@ class Worker:
         self.queue = config.consumer.queue
         self.metrics = metrics
         self.notifier = notifier
-        self.router: Router[HandlerSpec] = Router((h.pattern, h) for h in config.handlers)
+        # Each route carries its handler's required body fields, looked up once here, not per message.
+        self.router: Router[tuple[HandlerSpec, tuple[str, ...]]] = Router(
+            (h.pattern, (h, required_fields(h.func))) for h in config.handlers
+        )
+        self._outcome_lines = {
+            a: FieldLine(outcome_log, f"message {a.value}", {"outcome": a.value, "queue": self.queue})
+            for a in Action
+        }
         self.endpoints = Endpoints(config.broker.endpoints)
         self.pool = ThreadPoolExecutor(config.consumer.concurrency, thread_name_prefix="warren-handler")
         self.ioloop = IOLoop()
@@ -346,10 +356,11 @@ class Worker:
         if route is None:
             self._republish_dead(d, REASON_UNHANDLED, f"no handler for routing key {d.routing_key!r}", None)
             return
-        spec = route.target
+        spec, required = route.target
         try:
             payload = decode_body(body, props.content_type)
-            check_required(payload, required_fields(spec.func))
+            if required:
+                check_required(payload, required)
         except InvalidMessage as exc:
             self._republish_dead(d, REASON_INVALID, error_line(exc), None)
             return
@@ -560,8 +571,6 @@ class Worker:
         if not outcome_log.isEnabledFor(logging.INFO):
             return
         extra: dict[str, Any] = {
-            "outcome": o.action.value,
-            "queue": self.queue,
             "routing_key": d.routing_key,
             "message_id": d.message_id,
             "attempt": d.attempt,
@@ -573,7 +582,7 @@ class Worker:
             extra["reason"] = o.reason
         if o.error:
             extra["error"] = o.error
-        log_fields(outcome_log, f"message {o.action.value}", extra)
+        self._outcome_lines[o.action].write(extra)
 
     # ---- shutdown, status, watchdog --------------------------------------------------------------
 

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from conftest import VALID
 
+import warren.logs
 from warren.cli import InputError, parse_line, publish_main
 from warren.config import load_config
 from warren.connection import Endpoints
 from warren.consumer import Delivery, Worker
 from warren.handlers import InvalidMessage, Message, job, order_event, whatsapp_notification
-from warren.logs import JsonFormatter, PlainFormatter
+from warren.logs import FieldLine, JsonFormatter, PlainFormatter, flush_logs, setup_logging
 from warren.metrics import Metrics
 from warren.notify import Notifier
 from warren.retry import Backoff
@@ -78,6 +79,53 @@ def test_plain_and_json_formats() -> None:
         "queue": "q",
         "error": "E: two words",
     }
+
+
+@pytest.fixture
+def own_logging() -> Any:
+    """Restore the root logger and Warren's handler after a test that calls setup_logging."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, warren.logs._handler
+    yield
+    root.handlers[:], _, warren.logs._handler = saved
+    root.setLevel(saved[1])
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_field_line_writes_what_the_formatter_would(
+    fmt: str, own_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging(fmt, "INFO")
+    fixed = {"outcome": "acked", "queue": "q"}
+    fields = {"routing_key": "order.created", "error": "E: two words", "message_id": None, "attempt": 2}
+    line = FieldLine(logging.getLogger("warren.outcome"), "message acked", fixed)
+    line.write(fields)
+    line.write({})
+    flush_logs()
+    written = capsys.readouterr().out.splitlines()
+    formatter = PlainFormatter() if fmt == "plain" else JsonFormatter()
+    expected = [
+        formatter.format(_record(**fixed, **fields)),
+        formatter.format(_record(**fixed)),
+    ]
+    if fmt == "json":  # the timestamps differ; everything else must not
+        written = [{**json.loads(w), "ts": 0} for w in written]
+        expected = [{**json.loads(e), "ts": 0} for e in expected]
+    assert written == expected
+
+
+def test_field_line_goes_through_logging_when_a_handler_listens(
+    own_logging: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup_logging("plain", "INFO")
+    logger = logging.getLogger("warren.outcome.test")
+    logger.addHandler(caplog.handler)
+    try:
+        FieldLine(logger, "message acked", {"queue": "q"}).write({"attempt": 1})
+    finally:
+        logger.removeHandler(caplog.handler)
+    [record] = [r for r in caplog.records if r.name == "warren.outcome.test"]
+    assert (record.getMessage(), record.queue, record.attempt) == ("message acked", "q", 1)  # type: ignore[attr-defined]
 
 
 def msg(body: dict[str, Any], routing_key: str = "order.created") -> Message:
