@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import VALID
+from prometheus_client import generate_latest
 
 import warren.logs
 from warren.cli import InputError, parse_line, publish_main
@@ -234,3 +235,18 @@ def test_acks_are_coalesced_and_stragglers_do_not_block(write: Any, creds: dict[
         assert not worker._unacked
     finally:
         worker.pool.shutdown()
+
+
+def test_metrics_exposition_counts_outcomes_failures_and_latency() -> None:
+    metrics = Metrics("q")
+    for outcome in ("acked", "acked", "dead-lettered"):
+        metrics.record_outcome(outcome)
+    metrics.record_failure()
+    metrics.observe_handler(0.002)
+    text = generate_latest(metrics.registry).decode()
+    assert 'warren_messages_total{outcome="acked",queue="q"} 2.0' in text
+    assert 'warren_messages_total{outcome="retried",queue="q"} 0.0' in text
+    assert 'warren_messages_total{outcome="dead-lettered",queue="q"} 1.0' in text
+    assert 'warren_handler_failures_total{queue="q"} 1.0' in text
+    assert 'warren_handler_seconds_bucket{le="0.0025",queue="q"} 1.0' in text
+    assert metrics.snapshot() == {"processed": 2, "failed": 1, "retried": 0, "dead_lettered": 1}
