@@ -76,3 +76,7 @@ bench-converge: venv image ## Benchmark: first converge vs idempotent re-run
 bench-worker: venv ## Benchmark: worker and publisher throughput against the local test broker
 	worker/scripts/ensure-test-broker.sh
 	python worker/benchmarks/throughput.py
+
+.PHONY: bench-hot-path
+bench-hot-path: venv ## Benchmark: Warren's own CPU per message, without broker (low noise)
+	python worker/benchmarks/hot_path.py

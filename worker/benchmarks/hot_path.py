@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Warren's own per-message cost, without broker, socket or pika frame decoding.
+
+Deliveries go through the worker's real per-message path (header and body decoding, routing, handler
+call, outcome line, counters, ack bookkeeping) against a channel stand-in that only counts acks; every
+25 deliveries (about one 4 KiB socket read) the results are processed, as the I/O loop does. Handlers
+run on this thread: the pool hand-off is part of throughput.py, which measures the whole worker.
+
+Why it exists: on a small VM the broker's and the machine's noise move throughput.py's figures by
++-30 %, which hides a 10 % change in Warren's own code; the minimum printed here moved by under 10 %
+between runs on the same code. Prints microseconds of CPU per message (min and median of --runs runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pika
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bench_handlers
+
+from warren.config import load_config  # noqa: E402 - after the sys.path entry for bench_handlers
+from warren.consumer import Worker  # noqa: E402
+from warren.logs import flush_logs, setup_logging  # noqa: E402
+from warren.metrics import Metrics  # noqa: E402
+from warren.notify import Notifier  # noqa: E402
+
+BODY = b'{"order_id":12345,"event":"order.created"}'
+READ_BATCH = 25
+
+
+class CountingChannel:
+    """Stands in for the pika channel: the hot path only acks."""
+
+    is_open = True
+
+    def __init__(self) -> None:
+        self.acks = 0
+
+    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.acks += 1
+
+
+class Deliver:
+    __slots__ = ("delivery_tag", "exchange", "redelivered", "routing_key")
+
+    def __init__(self, tag: int) -> None:
+        self.delivery_tag = tag
+        self.exchange = "events"
+        self.routing_key = "order.created"
+        self.redelivered = False
+
+
+def make_worker(tmp: Path, log_level: str) -> Worker:
+    (tmp / "password").write_text("unused")
+    (tmp / "bench.toml").write_text(
+        f"""[broker]
+endpoints = ["amqp://127.0.0.1:5672"]
+vhost = "/"
+username = "guest"
+password_file = "{tmp / "password"}"
+
+[consumer]
+queue = "order.events"
+prefetch = 1000
+concurrency = 8
+
+[handlers]
+"#" = "bench_handlers:noop"
+
+[logging]
+level = "{log_level}"
+"""
+    )
+    config = load_config(tmp / "bench.toml")
+    setup_logging(config.log_format, config.log_level)
+    worker = Worker(config, Metrics(config.consumer.queue), Notifier({}))
+    worker._channel = CountingChannel()
+    worker._dispatch = worker._work.append  # type: ignore[method-assign,assignment] # handlers on this thread
+    return worker
+
+
+def run(worker: Worker, first_tag: int, n: int) -> float:
+    """CPU seconds for n deliveries."""
+    props = pika.BasicProperties(
+        content_type="application/json",
+        delivery_mode=2,
+        message_id="3f2a9c1e-1b4d-4c8e-9f00-aa11bb22cc33",
+        timestamp=int(time.time()),
+        app_id="warren-publish",
+    )
+    deliveries = [Deliver(first_tag + i) for i in range(n)]
+    on_message: Any = worker._on_message
+    start = time.process_time()
+    for i, deliver in enumerate(deliveries, 1):
+        on_message(None, deliver, props, BODY)
+        if i % READ_BATCH == 0:
+            worker._drain_work()
+            worker._on_results()
+    worker._drain_work()
+    worker._on_results()
+    elapsed = time.process_time() - start
+    assert not worker._unacked, "every delivery must have been acked"
+    flush_logs()
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--messages", type=int, default=50_000, help="deliveries per run (default 50000)")
+    ap.add_argument("--runs", type=int, default=7, help="runs; min and median are printed (default 7)")
+    ap.add_argument("--log-level", default="INFO", help="INFO writes one outcome line per message")
+    args = ap.parse_args()
+
+    real_stdout = sys.stdout
+    with tempfile.TemporaryDirectory(prefix="warren-hot-path-") as tmpdir, open(os.devnull, "w") as devnull:
+        sys.stdout = devnull  # the outcome lines are written (that cost counts), then discarded
+        try:
+            worker = make_worker(Path(tmpdir), args.log_level)
+            run(worker, 1, 1000)  # warm-up: imports, caches
+            seconds = [run(worker, (r + 1) * 10_000_000, args.messages) for r in range(args.runs)]
+            per_message = [s / args.messages * 1e6 for s in seconds]
+        finally:
+            sys.stdout = real_stdout
+    print(
+        f"warren per-message path ({args.log_level}): min {min(per_message):.1f} us, "
+        f"median {statistics.median(per_message):.1f} us of CPU per message "
+        f"({args.runs} runs x {args.messages} deliveries)"
+    )
+
+
+if __name__ == "__main__":
+    main()
