@@ -25,9 +25,10 @@ from typing import Any
 import pika
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # bench_handlers
+sys.path.insert(0, str(HERE))  # bench_handlers, throughput
 
-from warren.config import load_config  # noqa: E402 - after the sys.path entry for bench_handlers
+from throughput import write_config  # noqa: E402 - after the sys.path entry
+from warren.config import load_config  # noqa: E402
 from warren.consumer import Worker  # noqa: E402
 from warren.logs import flush_logs, setup_logging  # noqa: E402
 from warren.metrics import Metrics  # noqa: E402
@@ -60,27 +61,7 @@ class Deliver:
 
 
 def make_worker(tmp: Path, log_level: str) -> Worker:
-    (tmp / "password").write_text("unused")
-    (tmp / "bench.toml").write_text(
-        f"""[broker]
-endpoints = ["amqp://127.0.0.1:5672"]
-vhost = "/"
-username = "guest"
-password_file = "{tmp / "password"}"
-
-[consumer]
-queue = "order.events"
-prefetch = 1000
-concurrency = 8
-
-[handlers]
-"#" = "bench_handlers:noop"
-
-[logging]
-level = "{log_level}"
-"""
-    )
-    config = load_config(tmp / "bench.toml")
+    config = load_config(write_config(tmp, "/", "order.events", "noop", 1000, 8, log_level))
     setup_logging(config.log_format, config.log_level)
     worker = Worker(config, Metrics(config.consumer.queue), Notifier({}))
     worker._channel = CountingChannel()

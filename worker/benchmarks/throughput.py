@@ -167,10 +167,10 @@ def acked(port: int, queue: str) -> float:
     return 0.0
 
 
-def run_warren(
-    vhost: str, queue: str, n: int, handler: str, prefetch: int, concurrency: int, tmp: Path, log_level: str
-) -> float:
-    port = free_port()
+def write_config(
+    tmp: Path, vhost: str, queue: str, handler: str, prefetch: int, concurrency: int, log_level: str
+) -> Path:
+    """A worker profile for the local broker (guest) with a bench_handlers handler for every key."""
     (tmp / "password").write_text("guest")
     config = tmp / f"{queue}.toml"
     config.write_text(
@@ -190,11 +190,16 @@ concurrency = {concurrency}
 
 [logging]
 level = "{log_level}"
-
-[metrics]
-listen = "{HOST}:{port}"
 """
     )
+    return config
+
+
+def run_warren(
+    vhost: str, queue: str, n: int, handler: str, prefetch: int, concurrency: int, tmp: Path, log_level: str
+) -> float:
+    port = free_port()
+    config = write_config(tmp, vhost, queue, handler, prefetch, concurrency, log_level)
     log = tmp / f"{queue}.log"
     # READY=1 over sd_notify marks "consuming" without depending on the log level.
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -203,7 +208,7 @@ listen = "{HOST}:{port}"
     env = {**os.environ, "PYTHONPATH": str(HERE), "NOTIFY_SOCKET": str(tmp / f"{queue}.notify")}
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            [str(BIN / "warren-worker"), "--config", str(config)],
+            [str(BIN / "warren-worker"), "--config", str(config), "--metrics-listen", f"{HOST}:{port}"],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env,
