@@ -49,8 +49,7 @@ class PlainFormatter(logging.Formatter):
 
     @staticmethod
     def line(level: str, name: str, msg: str, fields: dict[str, Any], created: float) -> str:
-        line = f"{level} {name}: {msg}"
-        return f"{line} {_plain_fields(fields)}" if fields else line
+        return PlainFormatter.extend(f"{level} {name}: {msg}", fields, created)
 
     @staticmethod
     def prefix(level: str, name: str, msg: str, fixed: dict[str, Any]) -> str:
@@ -78,8 +77,10 @@ class JsonFormatter(logging.Formatter):
 
     @classmethod
     def prefix(cls, level: str, name: str, msg: str, fixed: dict[str, Any]) -> str:
-        # The document without its leading "ts" member and braces: `"level": ..., ...`.
-        return cls.line(level, name, msg, fixed, 0.0)[1:-1].split(", ", 1)[1]
+        # The document's members after "ts", without braces: `"level": ..., ...`; extend() puts "ts" first.
+        doc = cls.doc(level, name, msg, fixed, 0.0)
+        del doc["ts"]
+        return json.dumps(doc, ensure_ascii=False, default=str)[1:-1]
 
     @staticmethod
     def extend(prefix: str, fields: dict[str, Any], created: float) -> str:
