@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import socket
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,22 @@ def test_field_line_writes_what_the_formatter_would(
         written = [{**json.loads(w), "ts": 0} for w in written]
         expected = [{**json.loads(e), "ts": 0} for e in expected]
     assert written == expected
+
+
+def test_log_lines_are_buffered_even_when_stdout_writes_through(
+    own_logging: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What PYTHONUNBUFFERED=1 makes of sys.stdout: every write reaches the file descriptor at once.
+    out = tmp_path / "stdout"
+    with open(out, "wb", buffering=0) as raw:
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, write_through=True))
+        setup_logging("plain", "INFO")
+        FieldLine(logging.getLogger("warren.outcome"), "message acked", {"queue": "q"}).write({"attempt": 1})
+        assert out.read_text() == ""  # held in Warren's buffer, not one write(2) per line
+        flush_logs()
+        assert out.read_text() == "INFO warren.outcome: message acked queue=q attempt=1\n"
+        logging.getLogger("warren.worker").warning("broker gone")
+        assert out.read_text().endswith("WARNING warren.worker: broker gone\n")  # warnings at once
 
 
 def test_field_line_goes_through_logging_when_a_handler_listens(
