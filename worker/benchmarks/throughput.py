@@ -27,7 +27,7 @@ from typing import Any
 
 import pika
 
-from warren.publisher import OutgoingMessage, Publisher
+from warren.publisher import DEFAULT_WINDOW, OutgoingMessage, Publisher
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -264,7 +264,7 @@ def main() -> None:
         publish(vhost, "bench.tutorial_io", io_tutorial_n)
         publish_rate = sum(pub_rates) / len(pub_rates)
         print(
-            f"3. publisher, confirms, bulk (window 1000): {publish_rate:,.0f} msg/s "
+            f"3. publisher, confirms, bulk (window {DEFAULT_WINDOW}): {publish_rate:,.0f} msg/s "
             f"(runs: {', '.join(f'{r:,.0f}' for r in pub_rates)})",
             flush=True,
         )

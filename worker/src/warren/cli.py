@@ -17,6 +17,7 @@ from warren.config import ConfigError, load_config, parse_listen
 from warren.logs import setup_logging
 from warren.publisher import (
     DEFAULT_URL,
+    DEFAULT_WINDOW,
     AccessRefused,
     OutgoingMessage,
     Publisher,
@@ -187,7 +188,10 @@ def _publish_parser() -> argparse.ArgumentParser:
     p.add_argument("--message-id", help="message_id for a single message (default: a UUID4)")
     p.add_argument("--file", metavar="PATH", help="JSON lines to publish ('-' = stdin)")
     p.add_argument(
-        "--window", type=int, default=1000, help="max unconfirmed messages in flight (default 1000)"
+        "--window",
+        type=int,
+        default=DEFAULT_WINDOW,
+        help=f"max unconfirmed messages in flight (default {DEFAULT_WINDOW})",
     )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds without progress before giving up")
     p.add_argument("--replay-dlq", metavar="QUEUE", help="move messages from QUEUE back to their origin")
