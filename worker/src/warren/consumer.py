@@ -130,7 +130,12 @@ class Worker:
             (h.pattern, (h, required_fields(h.func))) for h in config.handlers
         )
         self._outcome_lines = {
-            a: FieldLine(outcome_log, f"message {a.value}", {"outcome": a.value, "queue": self.queue})
+            a: FieldLine(
+                outcome_log,
+                f"message {a.value}",
+                {"outcome": a.value, "queue": self.queue},
+                ("routing_key", "message_id", "attempt", "duration_ms"),
+            )
             for a in Action
         }
         self.endpoints = Endpoints(config.broker.endpoints)
@@ -570,19 +575,17 @@ class Worker:
         self.metrics.record_outcome(o.action.value)
         if not outcome_log.isEnabledFor(logging.INFO):
             return
-        extra: dict[str, Any] = {
-            "routing_key": d.routing_key,
-            "message_id": d.message_id,
-            "attempt": d.attempt,
-            "duration_ms": round(o.duration * 1000, 2) if o.duration is not None else None,
-        }
-        if o.action is Action.RETRY:
-            extra["retry_in_s"] = round(o.delay or 0.0, 3)
-        if o.reason:
-            extra["reason"] = o.reason
-        if o.error:
-            extra["error"] = o.error
-        self._outcome_lines[o.action].write(extra)
+        duration_ms = round(o.duration * 1000, 2) if o.duration is not None else None
+        extra: dict[str, Any] | None = None
+        if o.action is not Action.ACK:  # failures say why
+            extra = {}
+            if o.action is Action.RETRY:
+                extra["retry_in_s"] = round(o.delay or 0.0, 3)
+            if o.reason:
+                extra["reason"] = o.reason
+            if o.error:
+                extra["error"] = o.error
+        self._outcome_lines[o.action].write((d.routing_key, d.message_id, d.attempt, duration_ms), extra)
 
     # ---- shutdown, status, watchdog --------------------------------------------------------------
 

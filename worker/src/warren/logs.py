@@ -14,6 +14,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is a structured field.
@@ -26,38 +27,53 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _plain_value(value: Any) -> str:
-    text = value if type(value) is str else str(value)
-    if value is None or isinstance(value, int | float):
+    if type(value) is str:
+        text = value
+    elif value is None or isinstance(value, int | float):
+        return str(value)
+    else:
+        text = str(value)
+    if text and not _NEEDS_QUOTES.search(text):
         return text
-    if not text or _NEEDS_QUOTES.search(text):
-        return json.dumps(text, ensure_ascii=False)
-    return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _plain_fields(fields: dict[str, Any]) -> str:
     return " ".join([f"{k}={_plain_value(v)}" for k, v in fields.items()])
 
 
+# Renders one FieldLine: (values of its named fields, extra fields or None, record time) -> line.
+Renderer = Callable[[tuple[Any, ...], "dict[str, Any] | None", float], str]
+
+# json.dumps with options other than the defaults builds a new encoder on every call.
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 class PlainFormatter(logging.Formatter):
     """`LEVEL logger: message key=value ...` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = self.line(record.levelname, record.name, record.getMessage(), _fields(record), record.created)
+        line = self.line(record.levelname, record.name, record.getMessage(), _fields(record))
         if record.exc_info:
             line += " | " + " | ".join(self.formatException(record.exc_info).splitlines())
         return line.replace("\n", " ") if "\n" in line else line
 
     @staticmethod
-    def line(level: str, name: str, msg: str, fields: dict[str, Any], created: float) -> str:
-        return PlainFormatter.extend(f"{level} {name}: {msg}", fields, created)
+    def line(level: str, name: str, msg: str, fields: dict[str, Any]) -> str:
+        head = f"{level} {name}: {msg}"
+        return f"{head} {_plain_fields(fields)}" if fields else head
 
     @staticmethod
-    def prefix(level: str, name: str, msg: str, fixed: dict[str, Any]) -> str:
-        return PlainFormatter.line(level, name, msg, fixed, 0.0)
+    def renderer(level: str, name: str, msg: str, fixed: dict[str, Any], names: tuple[str, ...]) -> Renderer:
+        # Fixed text goes into a %-template: a literal "%" (say, in a queue name) must stay literal.
+        head = PlainFormatter.line(level, name, msg, fixed).replace("%", "%%")
+        template = head + "".join(f" {n}=%s" for n in names)
 
-    @staticmethod
-    def extend(prefix: str, fields: dict[str, Any], created: float) -> str:
-        return f"{prefix} {_plain_fields(fields)}" if fields else prefix
+        def render(values: tuple[Any, ...], extra: dict[str, Any] | None, _created: float) -> str:
+            line = template % tuple([_plain_value(v) for v in values])
+            return f"{line} {_plain_fields(extra)}" if extra else line
+
+        return render
 
 
 class JsonFormatter(logging.Formatter):
@@ -65,30 +81,30 @@ class JsonFormatter(logging.Formatter):
         doc = self.doc(record.levelname, record.name, record.getMessage(), _fields(record), record.created)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, ensure_ascii=False, default=str)
+        return _JSON.encode(doc)
 
     @staticmethod
     def doc(level: str, name: str, msg: str, fields: dict[str, Any], created: float) -> dict[str, Any]:
         return {"ts": round(created, 3), "level": level, "logger": name, "msg": msg, **fields}
 
     @classmethod
-    def line(cls, level: str, name: str, msg: str, fields: dict[str, Any], created: float) -> str:
-        return json.dumps(cls.doc(level, name, msg, fields, created), ensure_ascii=False, default=str)
-
-    @classmethod
-    def prefix(cls, level: str, name: str, msg: str, fixed: dict[str, Any]) -> str:
-        # The document's members after "ts", without braces: `"level": ..., ...`; extend() puts "ts" first.
+    def renderer(
+        cls, level: str, name: str, msg: str, fixed: dict[str, Any], names: tuple[str, ...]
+    ) -> Renderer:
+        # The document's members after "ts", without braces: `"level": ..., ...`; "ts" goes first.
         doc = cls.doc(level, name, msg, fixed, 0.0)
         del doc["ts"]
-        return json.dumps(doc, ensure_ascii=False, default=str)[1:-1]
+        head = _JSON.encode(doc)[1:-1]
 
-    @staticmethod
-    def extend(prefix: str, fields: dict[str, Any], created: float) -> str:
-        ts = json.dumps(round(created, 3))
-        if not fields:
-            return f'{{"ts": {ts}, {prefix}}}'
-        rest = json.dumps(fields, ensure_ascii=False, default=str)[1:-1]
-        return f'{{"ts": {ts}, {prefix}, {rest}}}'
+        def render(values: tuple[Any, ...], extra: dict[str, Any] | None, created: float) -> str:
+            fields = dict(zip(names, values, strict=True))
+            if extra:
+                fields.update(extra)
+            if not fields:
+                return f'{{"ts": {round(created, 3)!r}, {head}}}'
+            return f'{{"ts": {round(created, 3)!r}, {head}, {_JSON.encode(fields)[1:-1]}}}'
+
+        return render
 
 
 class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -128,21 +144,25 @@ def setup_logging(fmt: str = "plain", level: str = "INFO") -> None:
 
 
 class FieldLine:
-    """INFO lines of one logger and message whose leading fields never change; the per-message hot path.
+    """INFO lines of one logger and message: the same fixed fields, the same named fields, optional extras.
 
-    ``write(fields)`` gives the same output as ``logger.info(msg, extra={**fixed, **fields})``, but when
-    the line would only reach our own handler, the fixed part is rendered once and each line is
-    formatted and written directly, skipping LogRecord creation and the caller lookup.
+    ``write(values, extra)`` gives the same output as
+    ``logger.info(msg, extra={**fixed, **dict(zip(names, values)), **extra})``, but when the line would only
+    reach our own handler, everything except the values is rendered once and each line is formatted and
+    written directly, skipping LogRecord creation, the caller lookup and a dict per line.
     """
 
-    def __init__(self, logger: logging.Logger, msg: str, fixed: dict[str, Any]) -> None:
+    def __init__(
+        self, logger: logging.Logger, msg: str, fixed: dict[str, Any], names: tuple[str, ...]
+    ) -> None:
         self.logger = logger
         self.msg = msg
         self.fixed = fixed
+        self.names = names
         self._formatter: logging.Formatter | None = None
-        self._prefix = ""
+        self._render: Renderer | None = None
 
-    def write(self, fields: dict[str, Any]) -> None:
+    def write(self, values: tuple[Any, ...], extra: dict[str, Any] | None = None) -> None:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
@@ -154,14 +174,14 @@ class FieldLine:
             or logger.filters
             or not isinstance(fmt, PlainFormatter | JsonFormatter)
         ):
-            extra = {**self.fixed, **fields}
-            record = logger.makeRecord(logger.name, logging.INFO, "", 0, self.msg, (), None, extra=extra)
+            fields = {**self.fixed, **dict(zip(self.names, values, strict=True)), **(extra or {})}
+            record = logger.makeRecord(logger.name, logging.INFO, "", 0, self.msg, (), None, extra=fields)
             logger.handle(record)
             return
-        if fmt is not self._formatter:  # rendered again only if logging was set up anew
-            self._prefix = fmt.prefix("INFO", logger.name, self.msg, self.fixed)
+        if fmt is not self._formatter or self._render is None:  # again only if logging was set up anew
+            self._render = fmt.renderer("INFO", logger.name, self.msg, self.fixed, self.names)
             self._formatter = fmt
-        line = fmt.extend(self._prefix, fields, time.time()) + "\n"
+        line = self._render(values, extra, time.time()) + "\n"
         with handler.lock:  # type: ignore[union-attr]
             handler.stream.write(line)
 

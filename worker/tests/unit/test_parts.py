@@ -99,17 +99,21 @@ def test_field_line_writes_what_the_formatter_would(
     fmt: str, own_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     setup_logging(fmt, "INFO")
-    fixed = {"outcome": "acked", "queue": "q"}
-    fields = {"routing_key": "order.created", "error": "E: two words", "message_id": None, "attempt": 2}
-    line = FieldLine(logging.getLogger("warren.outcome"), "message acked", fixed)
-    line.write(fields)
-    line.write({})
+    fixed = {"outcome": "acked", "queue": "100%s"}  # "%": the fixed part becomes a %-template
+    names = ("routing_key", "message_id", "attempt", "duration_ms")
+    values = ("order.created", None, 2, 0.25)
+    extra = {"error": "E: two words", "reason": ""}
+    line = FieldLine(logging.getLogger("warren.outcome"), "message acked", fixed, names)
+    line.write(values, extra)
+    line.write(("key with space", "id=1", 1, None))
     flush_logs()
     written = capsys.readouterr().out.splitlines()
     formatter = PlainFormatter() if fmt == "plain" else JsonFormatter()
     expected = [
-        formatter.format(_record(**fixed, **fields)),
-        formatter.format(_record(**fixed)),
+        formatter.format(_record(**fixed, **dict(zip(names, values, strict=True)), **extra)),
+        formatter.format(
+            _record(**fixed, routing_key="key with space", message_id="id=1", attempt=1, duration_ms=None)
+        ),
     ]
     if fmt == "json":  # the timestamps differ; everything else must not
         written = [{**json.loads(w), "ts": 0} for w in written]
@@ -125,7 +129,8 @@ def test_log_lines_are_buffered_even_when_stdout_writes_through(
     with open(out, "wb", buffering=0) as raw:
         monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, write_through=True))
         setup_logging("plain", "INFO")
-        FieldLine(logging.getLogger("warren.outcome"), "message acked", {"queue": "q"}).write({"attempt": 1})
+        line = FieldLine(logging.getLogger("warren.outcome"), "message acked", {"queue": "q"}, ("attempt",))
+        line.write((1,))
         assert out.read_text() == ""  # held in Warren's buffer, not one write(2) per line
         flush_logs()
         assert out.read_text() == "INFO warren.outcome: message acked queue=q attempt=1\n"
@@ -140,7 +145,7 @@ def test_field_line_goes_through_logging_when_a_handler_listens(
     logger = logging.getLogger("warren.outcome.test")
     logger.addHandler(caplog.handler)
     try:
-        FieldLine(logger, "message acked", {"queue": "q"}).write({"attempt": 1})
+        FieldLine(logger, "message acked", {"queue": "q"}, ("attempt",)).write((1,))
     finally:
         logger.removeHandler(caplog.handler)
     [record] = [r for r in caplog.records if r.name == "warren.outcome.test"]
