@@ -409,18 +409,17 @@ class Worker:
 
     def _run_handler(self, d: Delivery, spec: HandlerSpec, message: Message) -> None:
         """Pool thread: run the handler, then hand the result to the I/O loop."""
+        action, error = Action.ACK, None
         start = time.perf_counter()
         try:
             spec.func(message)
-            result: tuple[Delivery, Action, str | None, float] = (d, Action.ACK, None, 0.0)
         except InvalidMessage as exc:
-            result = (d, Action.DEAD_LETTER, error_line(exc), 0.0)
+            action, error = Action.DEAD_LETTER, error_line(exc)
         except BaseException as exc:  # any handler failure is a retry, never a lost message
-            result = (d, Action.RETRY, error_line(exc), 0.0)
+            action, error = Action.RETRY, error_line(exc)
         duration = time.perf_counter() - start
-        self.metrics.observe_handler(duration)
         with self._results_lock:
-            self._results.append((*result[:3], duration))
+            self._results.append((d, action, error, duration))
             wake = not self._wake_pending
             self._wake_pending = True
         if wake:  # one wake-up per batch of results, not one per message
@@ -430,7 +429,9 @@ class Worker:
         with self._results_lock:
             batch, self._results = self._results, []
             self._wake_pending = False
+        observe = self.metrics.observe_handler
         for d, action, error, duration in batch:
+            observe(duration)
             if d.gen != self._gen or self._channel is None:
                 continue  # its channel is gone; the broker redelivers the message
             if action is Action.ACK:

@@ -2,57 +2,70 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 OUTCOMES = ("acked", "retried", "dead-lettered")
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# `le` labels exactly as the library's own Histogram writes them ("0.001", ..., "60.0", "+Inf").
+_BUCKET_LABELS: tuple[str, ...] = tuple(
+    floatToGoString(b)  # type: ignore[no-untyped-call]
+    for b in (*_BUCKETS, float("inf"))
+)
 
 
-class _CountsCollector(Collector):
+class _LoopCollector(Collector):
     """Exposes the I/O loop's plain counts at scrape time (prometheus_client's custom-collector pattern).
 
-    A library Counter takes a lock on every increment; these counts change thousands of times a second
-    and are read a few times a minute. The keys never change after start, so reading them from the
-    HTTP thread while the loop increments is safe.
+    Library Counters and Histograms take a lock on every update; these figures change thousands of times
+    a second, only on the loop thread, and are read a few times a minute. The scrape thread reads them
+    while the loop writes: each number is whole, and a histogram's sum may trail its counts by the
+    observations of that instant.
     """
 
-    def __init__(self, queue: str, counts: Counter[str]) -> None:
-        self.queue = queue
-        self.counts = counts
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
+        m = self.metrics
         messages = CounterMetricFamily(
             "warren_messages", "Messages by final outcome of one delivery", labels=["queue", "outcome"]
         )
         for outcome in OUTCOMES:
-            messages.add_metric([self.queue, outcome], self.counts[outcome])
+            messages.add_metric([m.queue, outcome], m._counts[outcome])
         yield messages
         failures = CounterMetricFamily(
             "warren_handler_failures", "Handler invocations that raised", labels=["queue"]
         )
-        failures.add_metric([self.queue], self.counts["failed"])
+        failures.add_metric([m.queue], m._counts["failed"])
         yield failures
+        latency = HistogramMetricFamily("warren_handler_seconds", "Handler run time", labels=["queue"])
+        per_bucket, total = list(m._latency_buckets), 0
+        cumulative = []
+        for label, count in zip(_BUCKET_LABELS, per_bucket, strict=True):
+            total += count
+            cumulative.append((label, total))
+        latency.add_metric([m.queue], cumulative, m._latency_sum)
+        yield latency
 
 
 class Metrics:
-    """`record_*` and `snapshot` belong to the I/O loop thread; `observe_handler` is thread-safe."""
+    """Updated on the I/O loop thread only; exposed over HTTP by prometheus_client at scrape time."""
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
         self.registry = CollectorRegistry()
         self._counts: Counter[str] = Counter(dict.fromkeys((*OUTCOMES, "failed"), 0))
-        self.registry.register(_CountsCollector(queue, self._counts))
-        self._latency = Histogram(
-            "warren_handler_seconds", "Handler run time", ["queue"], buckets=_BUCKETS, registry=self.registry
-        )
-        # Child resolved once: labels() is a locked dict lookup on every call.
-        self._handler_seconds = self._latency.labels(queue)
+        self._latency_buckets = [0] * (len(_BUCKETS) + 1)  # the last one is +Inf
+        self._latency_sum = 0.0
+        self.registry.register(_LoopCollector(self))
 
     def record_outcome(self, outcome: str) -> None:
         self._counts[outcome] += 1
@@ -61,7 +74,9 @@ class Metrics:
         self._counts["failed"] += 1
 
     def observe_handler(self, seconds: float) -> None:
-        self._handler_seconds.observe(seconds)
+        # Bucket i counts observations <= _BUCKETS[i] (and above the bound before it).
+        self._latency_buckets[bisect_left(_BUCKETS, seconds)] += 1
+        self._latency_sum += seconds
 
     def snapshot(self) -> dict[str, int]:
         return {
