@@ -2,12 +2,15 @@
 """Warren throughput benchmark: one run, side by side, on the RabbitMQ at 127.0.0.1:5672.
 
 1. no-op handler: warren-worker vs. a tight pika consumer (prefetch 1000, ack multiple every 250)
-   vs. the tutorials' worker (prefetch 1, ack per message, sleep removed);
+   vs. the tutorials' worker (prefetch 1, ack per message, sleep removed), in --rounds rounds of the three
+   back to back; the ratios are medians over the rounds (on a small shared VM one slow spell must not
+   decide a ratio);
 2. I/O-bound handler sleeping 50 ms: warren-worker at concurrency 32 (the tutorial worker: 1/0.05 s);
 3. warren Publisher with confirms, bulk (pipelined).
 
-Every phase uses N persistent JSON messages (--messages, default 100000) in a throwaway vhost that is
-deleted at the end. Prints figures and a final `RESULT ...` line. Traffic stays on 127.0.0.1.
+Every consumer run and every publish uses N persistent JSON messages (--messages, default 100000) in a
+throwaway vhost that is deleted at the end. Prints figures and a final `RESULT ...` line.
+Traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -202,10 +206,12 @@ def run_warren(
     config = write_config(tmp, vhost, queue, handler, prefetch, concurrency, log_level)
     log = tmp / f"{queue}.log"
     # READY=1 over sd_notify marks "consuming" without depending on the log level.
+    notify_path = tmp / f"{queue}.notify"
+    notify_path.unlink(missing_ok=True)  # left by this queue's previous round
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(tmp / f"{queue}.notify"))
+    notify.bind(str(notify_path))
     notify.settimeout(60)
-    env = {**os.environ, "PYTHONPATH": str(HERE), "NOTIFY_SOCKET": str(tmp / f"{queue}.notify")}
+    env = {**os.environ, "PYTHONPATH": str(HERE), "NOTIFY_SOCKET": str(notify_path)}
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [str(BIN / "warren-worker"), "--config", str(config), "--metrics-listen", f"{HOST}:{port}"],
@@ -236,7 +242,8 @@ def run_warren(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--messages", type=int, default=100_000, help="messages per phase (default 100000)")
+    ap.add_argument("--messages", type=int, default=100_000, help="messages per run (default 100000)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the no-op comparison (default 3)")
     ap.add_argument(
         "--log-level", default="INFO", help="warren-worker log level (INFO = one line per message)"
     )
@@ -256,33 +263,47 @@ def main() -> None:
     try:
         rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         declare(vhost)
-        print(f"warren benchmark: {n} persistent JSON messages per phase, vhost {vhost}", flush=True)
+        print(f"warren benchmark: {n} persistent JSON messages per run, vhost {vhost}", flush=True)
 
-        pub_rates = [
-            publish(vhost, q, n) for q in ("bench.tight", "bench.tutorial", "bench.warren", "bench.io")
-        ]
-        publish(vhost, "bench.tutorial_io", io_tutorial_n)
-        publish_rate = sum(pub_rates) / len(pub_rates)
-        print(
-            f"3. publisher, confirms, bulk (window {DEFAULT_WINDOW}): {publish_rate:,.0f} msg/s "
-            f"(runs: {', '.join(f'{r:,.0f}' for r in pub_rates)})",
-            flush=True,
-        )
-
+        noop_queues = ("bench.tight", "bench.tutorial", "bench.warren")
+        pub_rates: list[float] = []
+        rounds: list[tuple[float, float, float]] = []
         with tempfile.TemporaryDirectory(prefix="warren-bench-") as tmpdir:
             tmp = Path(tmpdir)
-            tight = run_reference("tight", vhost, "bench.tight", n)
-            print(f"1. tight pika consumer (prefetch 1000, ack multiple/250): {tight:,.0f} msg/s", flush=True)
-            tutorial = run_reference("tutorial", vhost, "bench.tutorial", n)
             print(
-                f"1. tutorial worker (prefetch 1, ack each, no sleep):      {tutorial:,.0f} msg/s", flush=True
-            )
-            warren = run_warren(vhost, "bench.warren", n, "noop", 1000, 8, tmp, args.log_level)
-            print(
-                f"1. warren-worker no-op (prefetch 1000, concurrency 8):    {warren:,.0f} msg/s "
-                f"= {warren / tight:.2f}x tight, {warren / tutorial:.1f}x tutorial",
+                "1. no-op: tight pika consumer (prefetch 1000, ack multiple/250), tutorial worker "
+                "(prefetch 1, ack each, no sleep), warren-worker (prefetch 1000, concurrency 8)",
                 flush=True,
             )
+            for r in range(1, args.rounds + 1):
+                pub_rates += [publish(vhost, q, n) for q in noop_queues]
+                tight = run_reference("tight", vhost, "bench.tight", n)
+                tutorial = run_reference("tutorial", vhost, "bench.tutorial", n)
+                warren = run_warren(vhost, "bench.warren", n, "noop", 1000, 8, tmp, args.log_level)
+                rounds.append((tight, tutorial, warren))
+                print(
+                    f"   round {r}: tight {tight:,.0f} msg/s, tutorial {tutorial:,.0f} msg/s, "
+                    f"warren-worker {warren:,.0f} msg/s = {warren / tight:.2f}x tight, "
+                    f"{warren / tutorial:.1f}x tutorial",
+                    flush=True,
+                )
+            vs_tight = statistics.median(w / t for t, _, w in rounds)
+            vs_tutorial = statistics.median(w / u for _, u, w in rounds)
+            print(
+                f"1. warren-worker no-op, median of {len(rounds)} rounds: {vs_tight:.2f}x tight, "
+                f"{vs_tutorial:.1f}x tutorial",
+                flush=True,
+            )
+
+            pub_rates.append(publish(vhost, "bench.io", n))
+            publish(vhost, "bench.tutorial_io", io_tutorial_n)
+            publish_rate = statistics.mean(pub_rates)
+            print(
+                f"3. publisher, confirms, bulk (window {DEFAULT_WINDOW}): {publish_rate:,.0f} msg/s, mean of "
+                f"{len(pub_rates)} publishes (range {min(pub_rates):,.0f}-{max(pub_rates):,.0f})",
+                flush=True,
+            )
+
             io = run_warren(vhost, "bench.io", n, "sleep50", 64, 32, tmp, args.log_level)
             tutorial_io = run_reference("tutorial", vhost, "bench.tutorial_io", io_tutorial_n, sleep=0.05)
             print(
@@ -296,7 +317,7 @@ def main() -> None:
     finally:
         rabbitmqctl("delete_vhost", vhost)
     print(
-        f"RESULT noop_vs_tight={warren / tight:.2f} noop_vs_tutorial={warren / tutorial:.1f} "
+        f"RESULT noop_vs_tight={vs_tight:.2f} noop_vs_tutorial={vs_tutorial:.1f} "
         f"io_msgs_per_s={io:.0f} publish_msgs_per_s={publish_rate:.0f}"
     )
 
