@@ -43,7 +43,7 @@ def _plain_fields(fields: dict[str, Any]) -> str:
 
 
 # Renders one FieldLine: (values of its named fields, extra fields or None, record time) -> line.
-Renderer = Callable[[tuple[Any, ...], "dict[str, Any] | None", float], str]
+Renderer = Callable[[tuple[Any, ...], dict[str, Any] | None, float], str]
 
 # json.dumps with options other than the defaults builds a new encoder on every call.
 _JSON = json.JSONEncoder(ensure_ascii=False, default=str)

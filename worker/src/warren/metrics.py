@@ -21,43 +21,14 @@ _BUCKET_LABELS: tuple[str, ...] = tuple(
 )
 
 
-class _LoopCollector(Collector):
-    """Exposes the I/O loop's plain counts at scrape time (prometheus_client's custom-collector pattern).
+class Metrics(Collector):
+    """Outcome counts and handler latency as plain numbers, updated on the I/O loop thread only.
 
-    Library Counters and Histograms take a lock on every update; these figures change thousands of times
-    a second, only on the loop thread, and are read a few times a minute. The scrape thread reads them
-    while the loop writes: each number is whole, and a histogram's sum may trail its counts by the
-    observations of that instant.
+    prometheus_client reads them at scrape time through `collect` (its custom-collector pattern): the
+    library's Counters and Histograms take a lock on every update, and these figures change thousands of
+    times a second while they are read a few times a minute. A scrape that runs while the loop writes sees
+    every number whole; a histogram's sum may trail its counts by the observations of that instant.
     """
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    def collect(self) -> Iterator[Metric]:
-        m = self.metrics
-        messages = CounterMetricFamily(
-            "warren_messages", "Messages by final outcome of one delivery", labels=["queue", "outcome"]
-        )
-        for outcome in OUTCOMES:
-            messages.add_metric([m.queue, outcome], m._counts[outcome])
-        yield messages
-        failures = CounterMetricFamily(
-            "warren_handler_failures", "Handler invocations that raised", labels=["queue"]
-        )
-        failures.add_metric([m.queue], m._counts["failed"])
-        yield failures
-        latency = HistogramMetricFamily("warren_handler_seconds", "Handler run time", labels=["queue"])
-        per_bucket, total = list(m._latency_buckets), 0
-        cumulative = []
-        for label, count in zip(_BUCKET_LABELS, per_bucket, strict=True):
-            total += count
-            cumulative.append((label, total))
-        latency.add_metric([m.queue], cumulative, m._latency_sum)
-        yield latency
-
-
-class Metrics:
-    """Updated on the I/O loop thread only; exposed over HTTP by prometheus_client at scrape time."""
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
@@ -65,7 +36,27 @@ class Metrics:
         self._counts: Counter[str] = Counter(dict.fromkeys((*OUTCOMES, "failed"), 0))
         self._latency_buckets = [0] * (len(_BUCKETS) + 1)  # the last one is +Inf
         self._latency_sum = 0.0
-        self.registry.register(_LoopCollector(self))
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        messages = CounterMetricFamily(
+            "warren_messages", "Messages by final outcome of one delivery", labels=["queue", "outcome"]
+        )
+        for outcome in OUTCOMES:
+            messages.add_metric([self.queue, outcome], self._counts[outcome])
+        yield messages
+        failures = CounterMetricFamily(
+            "warren_handler_failures", "Handler invocations that raised", labels=["queue"]
+        )
+        failures.add_metric([self.queue], self._counts["failed"])
+        yield failures
+        latency = HistogramMetricFamily("warren_handler_seconds", "Handler run time", labels=["queue"])
+        cumulative, total = [], 0
+        for label, count in zip(_BUCKET_LABELS, list(self._latency_buckets), strict=True):
+            total += count
+            cumulative.append((label, total))
+        latency.add_metric([self.queue], cumulative, self._latency_sum)
+        yield latency
 
     def record_outcome(self, outcome: str) -> None:
         self._counts[outcome] += 1
