@@ -166,22 +166,36 @@ class FieldLine:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        handler = _handler
-        fmt = handler.formatter if handler is not None else None
-        if (
-            handler is None
-            or logger.handlers
-            or logger.filters
-            or not isinstance(fmt, PlainFormatter | JsonFormatter)
-        ):
+        line = self.render(values, extra)
+        if line is None:
             fields = {**self.fixed, **dict(zip(self.names, values, strict=True)), **(extra or {})}
             record = logger.makeRecord(logger.name, logging.INFO, "", 0, self.msg, (), None, extra=fields)
             logger.handle(record)
-            return
-        if fmt is not self._formatter or self._render is None:  # again only if logging was set up anew
-            self._render = fmt.renderer("INFO", logger.name, self.msg, self.fixed, self.names)
-            self._formatter = fmt
-        line = self._render(values, extra, time.time()) + "\n"
+        else:
+            write_line(line)
+
+    def render(self, values: tuple[Any, ...], extra: dict[str, Any] | None = None) -> str | None:
+        """The finished line (newline included) for `write_line`, or None when it must go through logging.
+
+        Thread-safe, so a line can be rendered on one thread and written later by another; the caller
+        checks that INFO is enabled.
+        """
+        logger = self.logger
+        handler = _handler
+        fmt = handler.formatter if handler is not None else None
+        if logger.handlers or logger.filters or not isinstance(fmt, PlainFormatter | JsonFormatter):
+            return None
+        render = self._render
+        if fmt is not self._formatter or render is None:  # again only if logging was set up anew
+            render = fmt.renderer("INFO", logger.name, self.msg, self.fixed, self.names)
+            self._render, self._formatter = render, fmt
+        return render(values, extra, time.time()) + "\n"
+
+
+def write_line(line: str) -> None:
+    """Write a line from `FieldLine.render` to Warren's handler."""
+    handler = _handler
+    if handler is not None:
         with handler.lock:  # type: ignore[union-attr]
             handler.stream.write(line)
 

@@ -260,6 +260,41 @@ def test_acks_are_coalesced_and_stragglers_do_not_block(write: Any, creds: dict[
         worker.pool.shutdown()
 
 
+def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queued(
+    write: Any, creds: dict[str, str], own_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging("plain", "INFO")
+
+    def outcome_lines() -> list[str]:
+        flush_logs()
+        return [x for x in capsys.readouterr().out.splitlines() if x.startswith("INFO warren.outcome:")]
+
+    worker = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
+    worker.ioloop.add_callback_threadsafe = lambda _callback: None  # type: ignore[method-assign]
+    try:
+        ch = worker._channel = FakeChannel()
+        message = Message({}, "order.created", "events", "order.events", "m-1", 1, False)
+        spec = worker.router.lookup("order.created").target[0]  # type: ignore[union-attr]
+        stale = Delivery(worker._gen, 1, "events", "order.created", Props(), b"{}")
+        worker._run_handler(stale, spec, message)
+        worker._gen += 1  # its channel went away before the loop saw the result
+        worker._on_results()
+        assert outcome_lines() == [] and ch.acks == []
+
+        d = Delivery(worker._gen, 2, "events", "order.created", Props(), b"{}")
+        worker._unacked[d.tag] = d
+        worker._run_handler(d, spec, message)
+        assert worker._results[0][4] is not None  # rendered on the handler's thread ...
+        assert outcome_lines() == []  # ... but not written yet
+        worker._on_results()
+        (line,) = outcome_lines()
+        assert line.startswith("INFO warren.outcome: message acked outcome=acked queue=order.events ")
+        assert "routing_key=order.created message_id=None attempt=1 duration_ms=" in line
+        assert ch.acks == [(2, False)] and worker.metrics.snapshot()["processed"] == 1
+    finally:
+        worker.pool.shutdown()
+
+
 def test_metrics_exposition_counts_outcomes_failures_and_latency() -> None:
     metrics = Metrics("q")
     for outcome in ("acked", "acked", "dead-lettered"):
