@@ -119,6 +119,14 @@ class Outcome:
         self.duration = duration
 
 
+_OUTCOME_FIELDS = ("routing_key", "message_id", "attempt", "duration_ms")
+
+
+def _outcome_values(d: Delivery, duration: float | None) -> tuple[Any, ...]:
+    """The values of every outcome line's `_OUTCOME_FIELDS`, in order."""
+    return (d.routing_key, d.message_id, d.attempt, None if duration is None else round(duration * 1000, 2))
+
+
 class Worker:
     def __init__(self, config: WorkerConfig, metrics: Metrics, notifier: Notifier) -> None:
         self.cfg = config
@@ -134,7 +142,7 @@ class Worker:
                 outcome_log,
                 f"message {a.value}",
                 {"outcome": a.value, "queue": self.queue},
-                ("routing_key", "message_id", "attempt", "duration_ms"),
+                _OUTCOME_FIELDS,
             )
             for a in Action
         }
@@ -424,9 +432,7 @@ class Worker:
             # Rendered here, next to the handler call, rather than in the loop's result batch: measured
             # about 10 % less CPU per message for the whole worker. The loop writes the line only when it
             # queues the ack (a result for a channel that is gone is dropped together with its line).
-            acked_line = self._outcome_lines[Action.ACK].render(
-                (d.routing_key, d.message_id, d.attempt, round(duration * 1000, 2))
-            )
+            acked_line = self._outcome_lines[Action.ACK].render(_outcome_values(d, duration))
         with self._results_lock:
             self._results.append((d, action, error, duration, acked_line))
             wake = not self._wake_pending
@@ -588,7 +594,6 @@ class Worker:
             return
         if not outcome_log.isEnabledFor(logging.INFO):
             return
-        duration_ms = round(o.duration * 1000, 2) if o.duration is not None else None
         extra: dict[str, Any] | None = None
         if o.action is not Action.ACK:  # failures say why
             extra = {}
@@ -598,7 +603,7 @@ class Worker:
                 extra["reason"] = o.reason
             if o.error:
                 extra["error"] = o.error
-        self._outcome_lines[o.action].write((d.routing_key, d.message_id, d.attempt, duration_ms), extra)
+        self._outcome_lines[o.action].write(_outcome_values(d, o.duration), extra)
 
     # ---- shutdown, status, watchdog --------------------------------------------------------------
 
