@@ -12,7 +12,7 @@ ROLE_TESTS := $(wildcard roles/*/tests)
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt worker/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,3 +80,9 @@ bench-worker: venv ## Benchmark: worker and publisher throughput against the loc
 .PHONY: bench-hot-path
 bench-hot-path: venv ## Benchmark: Warren's own CPU per message, without broker (low noise)
 	python worker/benchmarks/hot_path.py
+
+.PHONY: bench-instructions
+bench-instructions: venv ## Benchmark: instructions per message under callgrind, worker vs. pika consumers (noise-free)
+	worker/scripts/ensure-test-broker.sh
+	command -v valgrind >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind; }
+	python worker/benchmarks/instructions.py
