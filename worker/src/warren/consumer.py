@@ -123,8 +123,10 @@ _OUTCOME_FIELDS = ("routing_key", "message_id", "attempt", "duration_ms")
 
 
 def _outcome_values(d: Delivery, duration: float | None) -> tuple[Any, ...]:
-    """The values of every outcome line's `_OUTCOME_FIELDS`, in order."""
-    return (d.routing_key, d.message_id, d.attempt, None if duration is None else round(duration * 1000, 2))
+    """The values of every outcome line's `_OUTCOME_FIELDS`, in order (duration in ms, to 10 µs)."""
+    # Rounded by int(): round(x, 2) goes through a decimal conversion, measurable once per message.
+    ms = None if duration is None else int(duration * 100_000 + 0.5) / 100
+    return (d.routing_key, d.message_id, d.attempt, ms)
 
 
 class Worker:

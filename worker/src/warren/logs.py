@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is a structured field.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-_NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -33,7 +31,9 @@ def _plain_value(value: Any) -> str:
         return str(value)
     else:
         text = str(value)
-    if text and not _NEEDS_QUOTES.search(text):
+    # Bare when free of whitespace, '"' and '=' (empty or padded text fails the split test): about half
+    # the cost of a regex search, paid for two fields of every outcome line.
+    if '"' not in text and "=" not in text and text.split() == [text]:
         return text
     return json.dumps(text, ensure_ascii=False)
 

@@ -19,7 +19,7 @@ import warren.logs
 from warren.cli import InputError, parse_line, publish_main
 from warren.config import load_config
 from warren.connection import Endpoints
-from warren.consumer import Delivery, Worker
+from warren.consumer import Delivery, Worker, _outcome_values
 from warren.handlers import InvalidMessage, Message, job, order_event, whatsapp_notification
 from warren.logs import FieldLine, JsonFormatter, PlainFormatter, flush_logs, setup_logging
 from warren.metrics import Metrics
@@ -82,6 +82,35 @@ def test_plain_and_json_formats() -> None:
         "queue": "q",
         "error": "E: two words",
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("order.created", "order.created"),
+        ("2633c543-1fa0-4950-9cb9-189d4b39451c", "2633c543-1fa0-4950-9cb9-189d4b39451c"),
+        ("", '""'),
+        ("two words", '"two words"'),
+        (" padded", '" padded"'),
+        ("line\n", '"line\\n"'),
+        ("em\u2003space", '"em\u2003space"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("a=b", '"a=b"'),
+        (3, "3"),
+        (None, "None"),
+    ],
+)
+def test_plain_values_are_quoted_only_when_a_reader_needs_it(value: Any, shown: str) -> None:
+    line = PlainFormatter.line("INFO", "warren.outcome", "m", {"v": value})
+    assert line == f"INFO warren.outcome: m v={shown}"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "ms"), [(None, None), (0.0, 0.0), (0.000263871, 0.26), (0.0123456, 12.35), (2.5, 2500.0)]
+)
+def test_outcome_duration_is_ms_to_ten_microseconds(seconds: float | None, ms: float | None) -> None:
+    d = Delivery(1, 1, "events", "order.created", Props(), b"{}")
+    assert _outcome_values(d, seconds) == ("order.created", None, 1, ms)
 
 
 @pytest.fixture
