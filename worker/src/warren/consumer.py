@@ -590,7 +590,7 @@ class Worker:
     def _log_outcome(self, d: Delivery, rendered_line: str | None = None) -> None:
         o = d.outcome
         assert o is not None
-        self.metrics.record_outcome(o.action.value)
+        self.metrics.record_outcome(o.action)
         if rendered_line is not None:
             write_line(rendered_line)
             return

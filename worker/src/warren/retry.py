@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 H_ATTEMPT = "x-warren-attempt"
@@ -44,7 +44,13 @@ class Backoff:
         return nominal / 2 + r * nominal / 2
 
 
-class Action(Enum):
+class Action(StrEnum):
+    """How a delivery ends; each member is also its outcome name (the `outcome` log field and metric label).
+
+    A str enum, not a plain one: looking a member up in a dict or counting by it then costs no Python-level
+    `__hash__` or `.value` call, and that happens for every message.
+    """
+
     ACK = "acked"
     RETRY = "retried"
     DEAD_LETTER = "dead-lettered"
