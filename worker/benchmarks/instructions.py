@@ -95,6 +95,7 @@ def select_consumer(vhost: str, queue: str, n: int) -> None:
 
 
 def run_reference(kind: str, vhost: str, queue: str, n: int, tmp: Path) -> int:
+    """A reference consumer (select or tight) on n messages under callgrind; its instruction count."""
     label = f"{kind}-{n}"
     if kind == "select":
         command = [sys.executable, __file__, "--select", "--vhost", vhost, "--queue", queue, "--n", str(n)]
