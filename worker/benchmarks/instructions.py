@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Instructions per message, counted by valgrind's callgrind: warren-worker vs. the tight pika consumer.
 
-Why it exists: on a small shared VM, msg/s and CPU time move by +-30 % between runs of the same code
-(throughput.py); the instructions a consumer process executes per message repeat to within a fraction of a
-percent, so they judge a change in the worker, or in pika, without interleaved runs. They are not time:
+Why it exists: on a small shared VM, msg/s moves by +-30 % and CPU time per message by +-15 % between runs of
+the same code (throughput.py); the instructions a consumer process executes per message repeat to about 1 %,
+so they judge a change in the worker, or in pika, without interleaved runs. They are not time:
 cache misses and the broker are not in them.
 
 Each consumer runs twice under callgrind, on N1 and N2 messages of the same queue;
@@ -22,7 +22,6 @@ Needs valgrind (Debian: apt-get install valgrind). Traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import signal
@@ -100,44 +99,10 @@ def run_reference(kind: str, vhost: str, queue: str, n: int, tmp: Path) -> int:
     if kind == "select":
         command = [sys.executable, __file__, "--select", "--vhost", vhost, "--queue", queue, "--n", str(n)]
     else:
-        command = [sys.executable, tp.__file__, "--reference", kind, "--vhost", vhost, "--queue", queue]
-        command += ["--messages", str(n)]
+        command = tp.reference_command(kind, vhost, queue, n)
     proc = subprocess.run(callgrind(tmp, label) + command, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} consumer failed:\n{proc.stderr[-2000:]}")
-    return instructions(tmp, label)
-
-
-def ready_count(channel: Any, queue: str) -> int:
-    return int(channel.queue_declare(queue, passive=True).method.message_count)
-
-
-def run_warren(vhost: str, queue: str, n: int, level: str, tmp: Path) -> int:
-    """warren-worker until n acks, then SIGTERM (drain, close, exit 0) and its instruction count."""
-    label = f"warren-{level}-{n}"
-    port = tp.free_port()
-    config = tp.write_config(tmp, vhost, queue, "noop", 1000, 8, level)
-    worker = [str(tp.BIN / "warren-worker"), "--config", str(config), "--metrics-listen", f"{tp.HOST}:{port}"]
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
-    log = tmp / f"{label}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(callgrind(tmp, label) + worker, stdout=out, stderr=subprocess.STDOUT, env=env)
-    watcher = pika.BlockingConnection(tp.params(vhost))
-    try:
-        # Scrapes cost the worker instructions: ask its metrics endpoint only once the queue is empty,
-        # so both runs pay about the same few scrapes and the difference keeps none of them.
-        deadline = time.monotonic() + 1800
-        channel = watcher.channel()
-        while ready_count(channel, queue) > 0 or not scraped_at_least(port, queue, n):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"warren-worker stopped or stalled:\n{log.read_text()[-2000:]}")
-            time.sleep(0.5)
-    finally:
-        watcher.close()
-        proc.send_signal(signal.SIGTERM)
-        status = proc.wait(timeout=600)
-    if status != 0:
-        raise SystemExit(f"warren-worker exited {status}:\n{log.read_text()[-2000:]}")
     return instructions(tmp, label)
 
 
@@ -146,6 +111,28 @@ def scraped_at_least(port: int, queue: str, n: int) -> bool:
         return tp.acked(port, queue) >= n
     except OSError:  # endpoint not up yet
         return False
+
+
+def run_warren(vhost: str, queue: str, n: int, level: str, tmp: Path) -> int:
+    """warren-worker until n acks, then SIGTERM (drain, close, exit 0) and its instruction count."""
+    label = f"warren-{level}-{n}"
+    config = tp.write_config(tmp, vhost, queue, "noop", 1000, 8, level)
+    log = tmp / f"{label}.log"
+    proc, port = tp.start_warren(config, log, prefix=callgrind(tmp, label))
+    try:
+        # Scrapes cost the worker instructions: ask its metrics endpoint only once the queue is empty,
+        # so both runs pay about the same few scrapes and the difference keeps none of them.
+        deadline = time.monotonic() + 1800
+        while tp.depth(vhost, queue) > 0 or not scraped_at_least(port, queue, n):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"warren-worker stopped or stalled:\n{log.read_text()[-2000:]}")
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(timeout=600)
+    if status != 0:
+        raise SystemExit(f"warren-worker exited {status}:\n{log.read_text()[-2000:]}")
+    return instructions(tmp, label)
 
 
 def main() -> None:
@@ -190,9 +177,7 @@ def main() -> None:
                 name = kind if level is None else f"{kind} {level}"
                 per_message[name] = (counts[1] - counts[0]) / (args.n2 - args.n1)
                 print(f"   {name:<15} {per_message[name]:>10,.0f} instructions/msg", flush=True)
-        for q in ("bench.tight", "bench.warren"):
-            left = tp.depth(vhost, q) + tp.depth(vhost, f"{q}.dlq")
-            assert left == 0, f"{left} messages left in {q} or its DLQ"
+        tp.check_drained(vhost, {queue for _, queue, _ in consumers})
     finally:
         tp.rabbitmqctl("delete_vhost", vhost)
     tight, info, warning = per_message["tight"], per_message["warren INFO"], per_message["warren WARNING"]

@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,13 @@ def depth(vhost: str, queue: str) -> int:
         conn.close()
 
 
+def check_drained(vhost: str, queues: Iterable[str]) -> None:
+    """Every message was consumed: each queue and its DLQ are empty."""
+    for q in queues:
+        left = depth(vhost, q) + depth(vhost, f"{q}.dlq")
+        assert left == 0, f"{left} messages left in {q} or its DLQ"
+
+
 def publish(vhost: str, queue: str, n: int) -> float:
     """Publish n order events through the bench exchange; returns msg/s (confirmed)."""
     messages = (
@@ -129,22 +137,27 @@ def reference_consumer(kind: str, vhost: str, queue: str, n: int, sleep: float) 
     print(json.dumps({"elapsed": elapsed}))
 
 
+def reference_command(kind: str, vhost: str, queue: str, n: int, sleep: float = 0.0) -> list[str]:
+    """The command that runs a reference consumer in its own process (`--reference KIND ...`)."""
+    return [
+        sys.executable,
+        __file__,
+        "--reference",
+        kind,
+        "--vhost",
+        vhost,
+        "--queue",
+        queue,
+        "--messages",
+        str(n),
+        "--sleep",
+        str(sleep),
+    ]
+
+
 def run_reference(kind: str, vhost: str, queue: str, n: int, sleep: float = 0.0) -> float:
     proc = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--reference",
-            kind,
-            "--vhost",
-            vhost,
-            "--queue",
-            queue,
-            "--messages",
-            str(n),
-            "--sleep",
-            str(sleep),
-        ],
+        reference_command(kind, vhost, queue, n, sleep),
         capture_output=True,
         text=True,
         timeout=3600,
@@ -199,10 +212,33 @@ level = "{log_level}"
     return config
 
 
+def start_warren(
+    config: Path, log: Path, prefix: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """warren-worker on `config`, run under the `prefix` command if any, output in `log`, and the free
+    loopback port its metrics endpoint listens on (bench_handlers importable, `env` added)."""
+    port = free_port()
+    command = [
+        *prefix,
+        str(BIN / "warren-worker"),
+        "--config",
+        str(config),
+        "--metrics-listen",
+        f"{HOST}:{port}",
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(HERE), **(env or {})},
+        )
+    return proc, port
+
+
 def run_warren(
     vhost: str, queue: str, n: int, handler: str, prefetch: int, concurrency: int, tmp: Path, log_level: str
 ) -> float:
-    port = free_port()
     config = write_config(tmp, vhost, queue, handler, prefetch, concurrency, log_level)
     log = tmp / f"{queue}.log"
     # READY=1 over sd_notify marks "consuming" without depending on the log level.
@@ -211,14 +247,7 @@ def run_warren(
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
     notify.settimeout(60)
-    env = {**os.environ, "PYTHONPATH": str(HERE), "NOTIFY_SOCKET": str(notify_path)}
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [str(BIN / "warren-worker"), "--config", str(config), "--metrics-listen", f"{HOST}:{port}"],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    proc, port = start_warren(config, log, env={"NOTIFY_SOCKET": str(notify_path)})
     try:
         try:
             while not notify.recv(4096).startswith(b"READY=1"):
@@ -311,9 +340,7 @@ def main() -> None:
                 f"tutorial worker: {tutorial_io:,.1f} msg/s ({io_tutorial_n} messages)",
                 flush=True,
             )
-        for q in QUEUES:
-            left = depth(vhost, q) + depth(vhost, f"{q}.dlq")
-            assert left == 0, f"{left} messages left in {q} or its DLQ"
+        check_drained(vhost, QUEUES)
     finally:
         rabbitmqctl("delete_vhost", vhost)
     print(
