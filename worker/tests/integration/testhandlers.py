@@ -38,5 +38,10 @@ def fail(message: Message) -> None:
     _record("start", message)
     succeed_on = message.body.get("succeed_on")
     if succeed_on is None or message.attempt < succeed_on:
-        raise RuntimeError(f"boom on attempt {message.attempt}")
+        attempt = message.attempt
+        # Changes to its Message must not reach the retry or the dead letter (the caller asserts).
+        message.body.clear()
+        message.routing_key = message.exchange = "tampered"
+        message.attempt = 99
+        raise RuntimeError(f"boom on attempt {attempt}")
     _record("end", message)
