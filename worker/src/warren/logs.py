@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is a structured field.
@@ -24,22 +24,31 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
 
 
-def _plain_value(value: Any) -> str:
-    if type(value) is str:
-        text = value
-    elif value is None or isinstance(value, int | float):
-        return str(value)
-    else:
-        text = str(value)
-    # Bare when free of whitespace, '"' and '=' (empty or padded text fails the split test): about half
-    # the cost of a regex search, paid for two fields of every outcome line.
-    if '"' not in text and "=" not in text and text.split() == [text]:
-        return text
-    return json.dumps(text, ensure_ascii=False)
+def _plain_values(values: Iterable[Any]) -> list[Any]:
+    """The values as the plain format shows them, for %s or an f-string.
+
+    Text is bare when free of whitespace, '"' and '=' (empty or padded text fails the split test), else
+    JSON-quoted; numbers and None stay as they are, their text never needs quotes. One loop without a call
+    per value: it runs for four fields of every outcome line (4,500 instructions a message less than a
+    function per value, callgrind).
+    """
+    shown: list[Any] = []
+    for value in values:
+        if type(value) is str:
+            text = value
+        elif value is None or type(value) is int or type(value) is float:
+            shown.append(value)
+            continue
+        else:
+            text = str(value)
+        if '"' in text or "=" in text or text.split() != [text]:
+            text = json.dumps(text, ensure_ascii=False)
+        shown.append(text)
+    return shown
 
 
 def _plain_fields(fields: dict[str, Any]) -> str:
-    return " ".join([f"{k}={_plain_value(v)}" for k, v in fields.items()])
+    return " ".join([f"{k}={v}" for k, v in zip(fields, _plain_values(fields.values()), strict=True)])
 
 
 # Renders one FieldLine: (values of its named fields, extra fields or None, record time) -> line.
@@ -70,7 +79,7 @@ class PlainFormatter(logging.Formatter):
         template = head + "".join(f" {n}=%s" for n in names)
 
         def render(values: tuple[Any, ...], extra: dict[str, Any] | None, _created: float) -> str:
-            line = template % tuple([_plain_value(v) for v in values])
+            line = template % tuple(_plain_values(values))
             return f"{line} {_plain_fields(extra)}" if extra else line
 
         return render

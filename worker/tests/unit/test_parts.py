@@ -8,7 +8,7 @@ import logging
 import socket
 import sys
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -97,7 +97,11 @@ def test_plain_and_json_formats() -> None:
         ('say "hi"', '"say \\"hi\\""'),
         ("a=b", '"a=b"'),
         (3, "3"),
+        (0.25, "0.25"),
+        (True, "True"),
         (None, "None"),
+        (PurePosixPath("/var/x"), "/var/x"),  # not text: shown as its str(), quoted by the same rule
+        (PurePosixPath("/var/a b"), '"/var/a b"'),
     ],
 )
 def test_plain_values_are_quoted_only_when_a_reader_needs_it(value: Any, shown: str) -> None:
