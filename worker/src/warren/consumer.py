@@ -380,6 +380,10 @@ class Worker:
         except InvalidMessage as exc:
             self._republish_dead(d, REASON_INVALID, error_line(exc), None)
             return
+        except Exception as exc:  # escaping, it would end the connection again on every redelivery
+            log.exception("decoding message %s failed unexpectedly; dead-lettering it", d.message_id)
+            self._republish_dead(d, REASON_INVALID, error_line(exc), None)
+            return
         message = Message(
             body=payload,
             routing_key=d.routing_key,

@@ -23,6 +23,10 @@ def decode_body(body: bytes, content_type: str | None = None) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidMessage(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidMessage("body nests too deep for the JSON decoder") from None
+    except ValueError as exc:  # JSON beyond Python's limits: an integer of more than 4,300 digits
+        raise InvalidMessage(f"body cannot be decoded: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidMessage(f"body must be a JSON object, got {type(value).__name__}")
     return value

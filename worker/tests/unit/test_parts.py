@@ -11,10 +11,12 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pika
 import pytest
 from conftest import VALID
 from prometheus_client import generate_latest
 
+import warren.consumer
 import warren.logs
 from warren.cli import InputError, parse_line, publish_main
 from warren.config import load_config
@@ -259,9 +261,13 @@ def test_endpoints_rotate_and_back_off() -> None:
 class FakeChannel:
     def __init__(self) -> None:
         self.acks: list[tuple[int, bool]] = []
+        self.published: list[tuple[str, str, bytes, Any]] = []
 
     def basic_ack(self, tag: int, multiple: bool = False) -> None:
         self.acks.append((tag, multiple))
+
+    def basic_publish(self, exchange: str, routing_key: str, body: bytes, props: Any, **_: Any) -> None:
+        self.published.append((exchange, routing_key, body, props))
 
 
 class Props:
@@ -324,6 +330,27 @@ def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queu
         assert line.startswith("INFO warren.outcome: message acked outcome=acked queue=order.events ")
         assert "routing_key=order.created message_id=None attempt=1 duration_ms=" in line
         assert ch.acks == [(2, False)] and worker.metrics.snapshot()["processed"] == 1
+    finally:
+        worker.pool.shutdown()
+
+
+def test_an_unforeseen_decoding_failure_dead_letters_instead_of_ending_the_connection(
+    write: Any, creds: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_decoder(body: bytes, content_type: str | None) -> Any:
+        raise LookupError("decoder bug")
+
+    monkeypatch.setattr(warren.consumer, "decode_body", broken_decoder)
+    worker = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
+    try:
+        ch = worker._channel = FakeChannel()
+        deliver = pika.spec.Basic.Deliver(delivery_tag=7, exchange="events", routing_key="order.created")
+        worker._on_message(None, deliver, pika.BasicProperties(message_id="m-7"), b"{}")
+        ((exchange, routing_key, body, props),) = ch.published
+        assert (exchange, routing_key, body) == ("warren.dlx", "order.events", b"{}")
+        assert props.headers["x-warren-reason"] == "invalid-message"
+        assert props.headers["x-warren-error"] == "LookupError: decoder bug"
+        assert ch.acks == [] and 7 in worker._unacked  # acked only once the broker confirms the dead letter
     finally:
         worker.pool.shutdown()
 

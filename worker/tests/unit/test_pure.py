@@ -64,6 +64,9 @@ def test_router_first_match_wins_and_caches() -> None:
     assert Router([("order.*", 1)]).lookup("jobs") is None
 
 
+HUGE_INT = b'{"n": 1' + b"0" * 5000 + b"}"  # valid JSON, but Python converts at most 4,300 digits
+
+
 def test_decode_body() -> None:
     assert decode_body(b'{"order_id": 123}') == {"order_id": 123}
     assert decode_body('{"x": "é"}'.encode(), "application/json; charset=utf-8") == {"x": "é"}
@@ -72,6 +75,9 @@ def test_decode_body() -> None:
         b"{bad": "body is not JSON: Expecting property name enclosed in double quotes at line 1 column 2",
         b'"text"': "body must be a JSON object, got str",
         b"\xff\xfe": "body is not UTF-8: invalid start byte at byte 0",
+        b"[" * 100_000: "body nests too deep for the JSON decoder",
+        HUGE_INT: "body cannot be decoded: Exceeds the limit (4300 digits) for integer string conversion: "
+        "value has 5001 digits; use sys.set_int_max_str_digits() to increase the limit",
     }
     for body, reason in cases.items():
         with pytest.raises(InvalidMessage) as info:
