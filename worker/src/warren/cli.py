@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -14,6 +13,7 @@ from typing import IO, Any
 
 from warren import __version__
 from warren.config import ConfigError, load_config, parse_listen
+from warren.decoding import parse_json
 from warren.logs import setup_logging
 from warren.publisher import (
     DEFAULT_URL,
@@ -121,9 +121,9 @@ def parse_line(line: str, default_exchange: str, default_routing_key: str | None
     any other JSON object is a body published with --exchange/--routing-key.
     """
     try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON: {exc.msg} at column {exc.colno}") from None
+        value = parse_json(line)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     if not isinstance(value, dict):
         raise InputError(f"expected a JSON object, got {type(value).__name__}")
     if "body" in value and set(value) <= ENVELOPE_KEYS:
@@ -150,7 +150,10 @@ def parse_line(line: str, default_exchange: str, default_routing_key: str | None
         )
     if routing_key is None:
         raise InputError('no routing key: give --routing-key or a "routing_key" in the envelope')
-    return OutgoingMessage.json(exchange, routing_key, body, message_id=message_id, headers=headers)
+    try:
+        return OutgoingMessage.json(exchange, routing_key, body, message_id=message_id, headers=headers)
+    except ValueError as exc:  # NaN or an infinite number, or a lone UTF-16 surrogate in a string
+        raise InputError(f"body cannot be sent as JSON: {exc}") from None
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -226,7 +229,8 @@ def publish_main(argv: Sequence[str] | None = None) -> int:
                 msg = OutgoingMessage(msg.exchange, msg.routing_key, msg.body, args.message_id)
             return _publish(args, password, iter([msg]), [], err)
         errors: list[str] = []
-        stream: IO[str] = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+        # Bytes, decoded line by line: a line that is not UTF-8 is reported like any other bad line.
+        stream: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
         with stream:
             return _publish(args, password, _lines(stream, args, errors), errors, err)
     except InputError as exc:
@@ -237,8 +241,13 @@ def publish_main(argv: Sequence[str] | None = None) -> int:
         return EX_USAGE
 
 
-def _lines(stream: IO[str], args: argparse.Namespace, errors: list[str]) -> Iterator[OutgoingMessage]:
-    for lineno, line in enumerate(stream, 1):
+def _lines(stream: IO[bytes], args: argparse.Namespace, errors: list[str]) -> Iterator[OutgoingMessage]:
+    for lineno, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(f"line {lineno}: not UTF-8: {exc.reason} at byte {exc.start}")
+            continue
         if not line.strip():
             continue
         try:

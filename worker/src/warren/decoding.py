@@ -11,6 +11,24 @@ from warren.handlers import InvalidMessage
 _JSON_TYPES = (None, "", "application/json")
 
 
+def parse_json(text: str) -> Any:
+    """json.loads, with every way it fails as a ValueError whose text says why in one line.
+
+    Valid JSON can still be beyond Python's decoder, and then it raises something other than
+    JSONDecodeError: RecursionError when nested deeper than the recursion limit, a plain ValueError for
+    an integer of more than 4,300 digits. Raised from the worker's delivery callback, either would end
+    the connection on every redelivery; from warren-publish, a traceback halfway through a file.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("nested too deep for the JSON decoder") from None
+    except ValueError as exc:
+        raise ValueError(f"beyond the JSON decoder's limits: {exc}") from None
+
+
 def decode_body(body: bytes, content_type: str | None = None) -> dict[str, Any]:
     """UTF-8 JSON object -> dict; anything else raises InvalidMessage with a one-line reason."""
     if content_type not in _JSON_TYPES and not (content_type or "").startswith("application/json;"):
@@ -20,13 +38,9 @@ def decode_body(body: bytes, content_type: str | None = None) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InvalidMessage(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidMessage(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise InvalidMessage("body nests too deep for the JSON decoder") from None
-    except ValueError as exc:  # JSON beyond Python's limits: an integer of more than 4,300 digits
-        raise InvalidMessage(f"body cannot be decoded: {exc}") from None
+        value = parse_json(text)
+    except ValueError as exc:
+        raise InvalidMessage(f"body is {exc}") from None
     if not isinstance(value, dict):
         raise InvalidMessage(f"body must be a JSON object, got {type(value).__name__}")
     return value

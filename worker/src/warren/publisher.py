@@ -32,8 +32,9 @@ DEFAULT_URL = "amqp://127.0.0.1:5672/"
 # to 10,400-11,500 msg/s at 8000, no better beyond (docs/benchmarks.md).
 DEFAULT_WINDOW = 8000
 
-# One encoder for every message: json.dumps with non-default options builds a new one per call.
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# One encoder for every message: json.dumps with non-default options builds a new one per call. NaN and
+# infinite numbers raise ValueError: Python would write NaN / Infinity, which is not JSON.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class PublishError(Exception):
@@ -71,6 +72,7 @@ class OutgoingMessage:
         message_id: str | None = None,
         headers: Mapping[str, Any] | None = None,
     ) -> OutgoingMessage:
+        """`body` as compact UTF-8 JSON; ValueError when it has none (NaN, infinity, a lone surrogate)."""
         data = _COMPACT_JSON.encode(body).encode("utf-8")
         return cls(exchange, routing_key, data, message_id or str(uuid.uuid4()), headers)
 

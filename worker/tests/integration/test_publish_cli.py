@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import Broker
@@ -48,6 +49,28 @@ def test_bulk_json_lines_with_envelopes_and_a_bad_line(mq: Broker) -> None:
     got = mq.get_all("order.events")
     assert [json.loads(b)["order_id"] for _, b in got] == [1, 2, 3]
     assert got[2][0].message_id == "m-3"
+
+
+def test_bulk_file_reports_each_bad_line_and_publishes_the_rest(mq: Broker, tmp_path: Path) -> None:
+    lines = [
+        b'{"order_id": 1}',
+        b'{"order_id": "\xff"}',  # not UTF-8
+        b'{"order_id": NaN}',  # Python reads it; no JSON can carry it
+        b'{"order_id": 1' + b"0" * 5000 + b"}",  # over Python's 4,300 digits
+        b"[" * 100_000,  # deeper than the decoder's recursion limit
+        b'{"order_id": 2}',
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    out = publish(mq, "--exchange", "events", "--routing-key", "order.created", "--file", str(path))
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "not published: line 2: not UTF-8: invalid start byte at byte 14" in out.stderr
+    assert "not published: line 3: body cannot be sent as JSON: Out of range float values" in out.stderr
+    assert "not published: line 4: beyond the JSON decoder's limits" in out.stderr
+    assert "not published: line 5: nested too deep for the JSON decoder" in out.stderr
+    assert "2 confirmed, 0 unroutable, 0 nacked, 4 invalid input lines" in out.stderr
+    assert [json.loads(b)["order_id"] for _, b in mq.get_all("order.events")] == [1, 2]
 
 
 def test_invalid_body_and_no_broker(mq: Broker) -> None:

@@ -231,7 +231,24 @@ def test_parse_line_envelope_or_plain_body() -> None:
     m = parse_line('{"body": {"x": 1}, "order_id": 3}', "", "jobs")
     assert json.loads(m.body) == {"body": {"x": 1}, "order_id": 3}
     for line, reason in [
-        ("{bad", "not JSON"),
+        ("{bad", "^not JSON: Expecting property name enclosed in double quotes at line 1 column 2$"),
+        ("[" * 100_000, "^nested too deep for the JSON decoder$"),
+        (
+            '{"n": 1' + "0" * 5000 + "}",
+            r"^beyond the JSON decoder's limits: Exceeds the limit \(4300 digits\)",
+        ),
+        (
+            '{"routing_key": "k", "body": {"n": NaN}}',
+            "^body cannot be sent as JSON: Out of range float values are not JSON compliant",
+        ),
+        (
+            '{"routing_key": "k", "body": {"n": 1e999}}',
+            "^body cannot be sent as JSON: Out of range float values are not JSON compliant",
+        ),
+        (
+            '{"routing_key": "k", "body": {"s": "\\ud800"}}',
+            "^body cannot be sent as JSON: 'utf-8' codec can't encode character '\\\\ud800'",
+        ),
         ("[1]", "expected a JSON object, got list"),
         ('{"body": 5, "routing_key": "k"}', "envelope body must be a JSON object"),
         ('{"a": 1}', "no routing key"),

@@ -75,9 +75,9 @@ def test_decode_body() -> None:
         b"{bad": "body is not JSON: Expecting property name enclosed in double quotes at line 1 column 2",
         b'"text"': "body must be a JSON object, got str",
         b"\xff\xfe": "body is not UTF-8: invalid start byte at byte 0",
-        b"[" * 100_000: "body nests too deep for the JSON decoder",
-        HUGE_INT: "body cannot be decoded: Exceeds the limit (4300 digits) for integer string conversion: "
-        "value has 5001 digits; use sys.set_int_max_str_digits() to increase the limit",
+        b"[" * 100_000: "body is nested too deep for the JSON decoder",
+        HUGE_INT: "body is beyond the JSON decoder's limits: Exceeds the limit (4300 digits) for integer "
+        "string conversion: value has 5001 digits; use sys.set_int_max_str_digits() to increase the limit",
     }
     for body, reason in cases.items():
         with pytest.raises(InvalidMessage) as info:
