@@ -8,6 +8,7 @@ from typing import Any
 
 from warren.handlers import InvalidMessage
 
+_DECODER = json.JSONDecoder()  # what json.loads uses, without keyword arguments
 _JSON_TYPES = (None, "", "application/json")
 
 
@@ -19,6 +20,14 @@ def parse_json(text: str) -> Any:
     an integer of more than 4,300 digits. Raised from the worker's delivery callback, either would end
     the connection on every redelivery; from warren-publish, a traceback halfway through a file.
     """
+    try:
+        # The common case, a document filling the text, through raw_decode: json.loads costs about 7,000
+        # instructions more a message (two more Python calls, two regex matches for surrounding blanks).
+        value, end = _DECODER.raw_decode(text)
+        if end == len(text):
+            return value
+    except (ValueError, RecursionError):
+        pass  # json.loads below says why, or accepts the leading blanks raw_decode does not
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
