@@ -119,6 +119,8 @@ class Outcome:
         self.duration = duration
 
 
+_ACKED = Outcome(Action.ACK)
+
 _OUTCOME_FIELDS = ("routing_key", "message_id", "attempt", "duration_ms")
 
 
@@ -456,7 +458,9 @@ class Worker:
             if d.gen != self._gen or self._channel is None:
                 continue  # its channel is gone; the broker redelivers the message
             if action is Action.ACK:
-                d.outcome = Outcome(Action.ACK, duration=duration)
+                # Its line rendered (INFO, the production case), an ack needs no outcome of its own: the
+                # duration is in the line, and a new Outcome costs ~3,500 instructions (callgrind).
+                d.outcome = _ACKED if acked_line is not None else Outcome(Action.ACK, duration=duration)
                 self._mark_done(d, acked_line)
                 continue
             self.metrics.record_failure()

@@ -351,6 +351,31 @@ def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queu
         worker.pool.shutdown()
 
 
+def test_acked_line_goes_through_logging_with_its_duration_when_a_handler_listens(
+    write: Any, creds: dict[str, str], own_logging: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup_logging("plain", "INFO")
+    listened = logging.getLogger("warren.outcome")
+    listened.addHandler(caplog.handler)
+    worker = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
+    worker.ioloop.add_callback_threadsafe = lambda _callback: None  # type: ignore[method-assign]
+    try:
+        ch = worker._channel = FakeChannel()
+        spec = worker.router.lookup("order.created").target[0]  # type: ignore[union-attr]
+        d = Delivery(worker._gen, 1, "events", "order.created", Props(), b"{}")
+        worker._unacked[d.tag] = d
+        worker._run_handler(d, spec, Message({}, "order.created", "events", "order.events", "m-1", 1, False))
+        assert worker._results[0][4] is None  # not rendered ahead: the line must reach the listener
+        worker._on_results()
+    finally:
+        listened.removeHandler(caplog.handler)
+        worker.pool.shutdown()
+    [record] = [r for r in caplog.records if r.name == "warren.outcome"]
+    assert (record.getMessage(), record.outcome) == ("message acked", "acked")  # type: ignore[attr-defined]
+    assert isinstance(record.duration_ms, float)  # type: ignore[attr-defined]
+    assert ch.acks == [(1, False)]
+
+
 def test_an_unforeseen_decoding_failure_dead_letters_instead_of_ending_the_connection(
     write: Any, creds: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
