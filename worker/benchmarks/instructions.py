@@ -12,7 +12,10 @@ Each consumer runs twice under callgrind, on N1 and N2 messages of the same queu
 * select: a bare pika SelectConnection that acks every 250th message, pika's own cost per message;
 * tight: throughput.py's tight reference (BlockingConnection, prefetch 1000, ack multiple every 250);
 * warren: warren-worker with the no-op handler (prefetch 1000, concurrency 8), at INFO (one outcome line per
-  message, production) and at WARNING.
+  message, production) and at WARNING;
+* hot path: hot_path.py, Warren's own per-message path without broker or pika, at INFO and WARNING (on
+  N1 * 2 and N2 * 2 deliveries: it needs no broker, so more are cheap). warren minus hot path is what
+  pika, the pool hand-off and the I/O loop cost the worker.
 
 Where the consumer, not the broker, is the bottleneck, tight/warren is the no-op msg/s ratio of issue 3
 (goal >= 0.8x). The tutorial worker is left out: one round trip per message bounds it, not its CPU.
@@ -100,10 +103,22 @@ def run_reference(kind: str, vhost: str, queue: str, n: int, tmp: Path) -> int:
         command = [sys.executable, __file__, "--select", "--vhost", vhost, "--queue", queue, "--n", str(n)]
     else:
         command = tp.reference_command(kind, vhost, queue, n)
+    return counted(tmp, label, command)
+
+
+def counted(tmp: Path, label: str, command: list[str]) -> int:
+    """Run command to its end under callgrind; its instruction count."""
     proc = subprocess.run(callgrind(tmp, label) + command, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
-        raise SystemExit(f"{kind} consumer failed:\n{proc.stderr[-2000:]}")
+        raise SystemExit(f"{label} failed:\n{proc.stderr[-2000:]}")
     return instructions(tmp, label)
+
+
+def run_hot_path(level: str, n: int, tmp: Path) -> int:
+    """hot_path.py on n deliveries (after its own warm-up) under callgrind; its instruction count."""
+    hot_path = str(HERE / "hot_path.py")
+    command = [sys.executable, hot_path, "--messages", str(n), "--runs", "1", "--log-level", level]
+    return counted(tmp, f"hot-path-{level}-{n}", command)
 
 
 def scraped_at_least(port: int, queue: str, n: int) -> bool:
@@ -174,18 +189,25 @@ def main() -> None:
                         counts.append(run_reference(kind, vhost, queue, n, tmp))
                     else:
                         counts.append(run_warren(vhost, queue, n, level, tmp))
-                name = kind if level is None else f"{kind} {level}"
-                per_message[name] = (counts[1] - counts[0]) / (args.n2 - args.n1)
-                print(f"   {name:<15} {per_message[name]:>10,.0f} instructions/msg", flush=True)
+                report(per_message, kind if level is None else f"{kind} {level}", counts, args.n2 - args.n1)
+            for level in WARREN_LEVELS:
+                counts = [run_hot_path(level, n * 2, tmp) for n in (args.n1, args.n2)]
+                report(per_message, f"hot path {level}", counts, (args.n2 - args.n1) * 2)
         tp.check_drained(vhost, {queue for _, queue, _ in consumers})
     finally:
         tp.rabbitmqctl("delete_vhost", vhost)
     tight, info, warning = per_message["tight"], per_message["warren INFO"], per_message["warren WARNING"]
     print(
         f"RESULT select_ir={per_message['select']:.0f} tight_ir={tight:.0f} warren_info_ir={info:.0f} "
-        f"warren_warning_ir={warning:.0f} warren_info_vs_tight={tight / info:.2f} "
+        f"warren_warning_ir={warning:.0f} hot_path_info_ir={per_message['hot path INFO']:.0f} "
+        f"hot_path_warning_ir={per_message['hot path WARNING']:.0f} warren_info_vs_tight={tight / info:.2f} "
         f"warren_warning_vs_tight={tight / warning:.2f}"
     )
+
+
+def report(per_message: dict[str, float], name: str, counts: list[int], messages: int) -> None:
+    per_message[name] = (counts[1] - counts[0]) / messages
+    print(f"   {name:<16} {per_message[name]:>10,.0f} instructions/msg", flush=True)
 
 
 if __name__ == "__main__":
