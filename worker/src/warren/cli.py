@@ -152,8 +152,8 @@ def parse_line(line: str, default_exchange: str, default_routing_key: str | None
         raise InputError('no routing key: give --routing-key or a "routing_key" in the envelope')
     try:
         return OutgoingMessage.json(exchange, routing_key, body, message_id=message_id, headers=headers)
-    except ValueError as exc:  # NaN or an infinite number, or a lone UTF-16 surrogate in a string
-        raise InputError(f"body cannot be sent as JSON: {exc}") from None
+    except ValueError as exc:  # a body without a JSON form, headers without an AMQP one
+        raise InputError(str(exc)) from None
 
 
 def _read_password(args: argparse.Namespace) -> str:

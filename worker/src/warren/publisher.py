@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 import time
 import uuid
 from collections import Counter, OrderedDict
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pika
+import pika.data
 import pika.exceptions as pex
 from pika.adapters.select_connection import IOLoop
 
@@ -62,6 +64,21 @@ class OutgoingMessage:
     headers: Mapping[str, Any] | None = None
     content_type: str | None = "application/json"
 
+    def __post_init__(self) -> None:
+        # Checked here, where the caller can be told which message is wrong: inside publish_many, pika
+        # would raise from its I/O loop with the messages before it in an unknown state.
+        if self.headers:
+            try:
+                pika.data.encode_table([], dict(self.headers))
+            except pex.UnsupportedAMQPFieldException as exc:  # pika encodes no float
+                raise ValueError(
+                    f"header value {exc.args[-1]!r} has no AMQP encoding; send it as text"
+                ) from None
+            except struct.error:
+                raise ValueError("a header integer is beyond AMQP's 64 bits") from None
+            except pex.ShortStringTooLong:
+                raise ValueError("a header name is longer than AMQP's 255 bytes") from None
+
     @classmethod
     def json(
         cls,
@@ -73,7 +90,10 @@ class OutgoingMessage:
         headers: Mapping[str, Any] | None = None,
     ) -> OutgoingMessage:
         """`body` as compact UTF-8 JSON; ValueError when it has none (NaN, infinity, a lone surrogate)."""
-        data = _COMPACT_JSON.encode(body).encode("utf-8")
+        try:
+            data = _COMPACT_JSON.encode(body).encode("utf-8")
+        except ValueError as exc:
+            raise ValueError(f"body cannot be sent as JSON: {exc}") from None
         return cls(exchange, routing_key, data, message_id or str(uuid.uuid4()), headers)
 
 

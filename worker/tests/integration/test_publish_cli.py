@@ -58,6 +58,7 @@ def test_bulk_file_reports_each_bad_line_and_publishes_the_rest(mq: Broker, tmp_
         b'{"order_id": NaN}',  # Python reads it; no JSON can carry it
         b'{"order_id": 1' + b"0" * 5000 + b"}",  # over Python's 4,300 digits
         b"[" * 100_000,  # deeper than the decoder's recursion limit
+        b'{"body": {"order_id": 9}, "headers": {"ratio": 0.5}}',  # pika has no AMQP float
         b'{"order_id": 2}',
     ]
     path = tmp_path / "events.jsonl"
@@ -69,7 +70,8 @@ def test_bulk_file_reports_each_bad_line_and_publishes_the_rest(mq: Broker, tmp_
     assert "not published: line 3: body cannot be sent as JSON: Out of range float values" in out.stderr
     assert "not published: line 4: beyond the JSON decoder's limits" in out.stderr
     assert "not published: line 5: nested too deep for the JSON decoder" in out.stderr
-    assert "2 confirmed, 0 unroutable, 0 nacked, 4 invalid input lines" in out.stderr
+    assert "not published: line 6: header value 0.5 has no AMQP encoding" in out.stderr
+    assert "2 confirmed, 0 unroutable, 0 nacked, 5 invalid input lines" in out.stderr
     assert [json.loads(b)["order_id"] for _, b in mq.get_all("order.events")] == [1, 2]
 
 

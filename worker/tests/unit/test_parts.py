@@ -249,6 +249,18 @@ def test_parse_line_envelope_or_plain_body() -> None:
             '{"routing_key": "k", "body": {"s": "\\ud800"}}',
             "^body cannot be sent as JSON: 'utf-8' codec can't encode character '\\\\ud800'",
         ),
+        (
+            '{"routing_key": "k", "body": {}, "headers": {"ratio": [1, 0.5]}}',
+            r"^header value 0\.5 has no AMQP encoding; send it as text$",
+        ),
+        (
+            '{"routing_key": "k", "body": {}, "headers": {"id": 123456789012345678901234567890}}',
+            "^a header integer is beyond AMQP's 64 bits$",
+        ),
+        (
+            '{"routing_key": "k", "body": {}, "headers": {"' + "h" * 256 + '": 1}}',
+            "^a header name is longer than AMQP's 255 bytes$",
+        ),
         ("[1]", "expected a JSON object, got list"),
         ('{"body": 5, "routing_key": "k"}', "envelope body must be a JSON object"),
         ('{"a": 1}', "no routing key"),
