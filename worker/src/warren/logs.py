@@ -29,7 +29,7 @@ def _plain_values(values: Iterable[Any]) -> list[Any]:
 
     Text is bare when free of whitespace, '"' and '=' (empty or padded text fails the split test), else
     JSON-quoted; numbers and None stay as they are, their text never needs quotes. One loop without a call
-    per value: it runs for four fields of every outcome line (4,500 instructions a message less than a
+    per value: it runs for four fields of every outcome line (about 4,000 instructions a message less than a
     function per value, callgrind).
     """
     shown: list[Any] = []
