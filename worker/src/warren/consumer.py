@@ -376,7 +376,7 @@ class Worker:
             return
         spec, required = route.target
         try:
-            payload = decode_body(body, props.content_type)
+            payload = decode_body(body, props.content_type, props.content_encoding)
             if required:
                 check_required(payload, required)
         except InvalidMessage as exc:

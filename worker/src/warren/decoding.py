@@ -10,6 +10,8 @@ from warren.handlers import InvalidMessage
 
 _DECODER = json.JSONDecoder()  # what json.loads uses, without keyword arguments
 _JSON_TYPES = (None, "", "application/json")
+# Not compressed. Kombu and Spring AMQP put the charset here ("utf-8", "UTF-8") rather than a MIME coding.
+_PLAIN_ENCODINGS = frozenset({"identity", "utf-8", "utf8"})
 
 
 def parse_json(text: str) -> Any:
@@ -38,10 +40,14 @@ def parse_json(text: str) -> Any:
         raise ValueError(f"beyond the JSON decoder's limits: {exc}") from None
 
 
-def decode_body(body: bytes, content_type: str | None = None) -> dict[str, Any]:
+def decode_body(
+    body: bytes, content_type: str | None = None, content_encoding: str | None = None
+) -> dict[str, Any]:
     """UTF-8 JSON object -> dict; anything else raises InvalidMessage with a one-line reason."""
     if content_type not in _JSON_TYPES and not (content_type or "").startswith("application/json;"):
         raise InvalidMessage(f"unsupported content type {content_type!r}")
+    if content_encoding and content_encoding.lower() not in _PLAIN_ENCODINGS:  # "gzip", not "not UTF-8"
+        raise InvalidMessage(f"unsupported content encoding {content_encoding!r}")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -114,6 +114,7 @@ class Broker:
         body: bytes,
         message_id: str | None = None,
         content_type: str | None = None,
+        content_encoding: str | None = None,
     ) -> str:
         mid = message_id or str(uuid.uuid4())
         conn = pika.BlockingConnection(self.params())
@@ -124,7 +125,12 @@ class Broker:
                 exchange,
                 routing_key,
                 body,
-                pika.BasicProperties(delivery_mode=2, message_id=mid, content_type=content_type),
+                pika.BasicProperties(
+                    delivery_mode=2,
+                    message_id=mid,
+                    content_type=content_type,
+                    content_encoding=content_encoding,
+                ),
                 mandatory=True,
             )
         finally:

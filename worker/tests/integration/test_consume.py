@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import time
@@ -95,15 +96,16 @@ def test_bad_input_is_dead_lettered_with_reason(mq: Broker) -> None:
     # JSON beyond the decoder's limits: deeper than its recursion limit, an integer of over 4,300 digits.
     too_deep = mq.publish_raw("test", "test.known", b"[" * 100_000)
     huge_int = mq.publish_raw("test", "test.known", b'{"n": 1' + b"0" * 5000 + b"}")
+    gzipped = mq.publish_raw("test", "test.known", gzip.compress(b'{"a": 1}'), content_encoding="gzip")
     unhandled = mq.publish_raw("test", "test.other", b'{"a": 1}')
     good = mq.publish_raw("test", "test.known", b'{"a": 1}')
-    wait_for(lambda: len(outcome_lines(log, "dead-lettered")) == 6, 15, "six dead-letters")
+    wait_for(lambda: len(outcome_lines(log, "dead-lettered")) == 7, 15, "seven dead-letters")
     wait_for(lambda: len(outcome_lines(log, "acked")) == 1, 15, "the good message acked")
     assert proc.poll() is None, "worker must survive bad input"
     assert stop(proc) == 0
     dead = {p.message_id: p.headers for p, _ in mq.get_all("test.work.dlq")}
-    assert set(dead) == {not_json, not_utf8, not_object, too_deep, huge_int, unhandled}
-    for mid in (not_json, not_utf8, not_object, too_deep, huge_int):
+    assert set(dead) == {not_json, not_utf8, not_object, too_deep, huge_int, gzipped, unhandled}
+    for mid in (not_json, not_utf8, not_object, too_deep, huge_int, gzipped):
         assert dead[mid]["x-warren-reason"] == "invalid-message"
         assert dead[mid]["x-warren-origin-queue"] == "test.work"
         assert dead[mid]["x-warren-exchange"] == "test"
@@ -113,6 +115,7 @@ def test_bad_input_is_dead_lettered_with_reason(mq: Broker) -> None:
     assert dead[not_object]["x-warren-error"] == "InvalidMessage: body must be a JSON object, got list"
     assert dead[too_deep]["x-warren-error"] == "InvalidMessage: body is nested too deep for the JSON decoder"
     assert dead[huge_int]["x-warren-error"].startswith("InvalidMessage: body is beyond the JSON decoder")
+    assert dead[gzipped]["x-warren-error"] == "InvalidMessage: unsupported content encoding 'gzip'"
     assert dead[unhandled]["x-warren-reason"] == "unhandled-routing-key"
     assert dead[unhandled]["x-warren-routing-key"] == "test.other"
     assert [r["message_id"] for r in mq.records() if r["event"] == "end"] == [good]

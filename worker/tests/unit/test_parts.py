@@ -391,7 +391,7 @@ def test_acked_line_goes_through_logging_with_its_duration_when_a_handler_listen
 def test_an_unforeseen_decoding_failure_dead_letters_instead_of_ending_the_connection(
     write: Any, creds: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken_decoder(body: bytes, content_type: str | None) -> Any:
+    def broken_decoder(*_: Any) -> Any:
         raise LookupError("decoder bug")
 
     monkeypatch.setattr(warren.consumer, "decode_body", broken_decoder)

@@ -86,6 +86,10 @@ def test_decode_body() -> None:
         with pytest.raises(InvalidMessage) as info:
             decode_body(body)
         assert str(info.value) == reason
+    for plain in ("UTF-8", "utf-8", "identity", ""):
+        assert decode_body(b"{}", "application/json", plain) == {}
+    with pytest.raises(InvalidMessage, match=r"^unsupported content encoding 'gzip'$"):
+        decode_body(b"\x1f\x8b\x08\x00", "application/json", "gzip")
     with pytest.raises(InvalidMessage, match="unsupported content type 'text/plain'"):
         decode_body(b"{}", "text/plain")
 
