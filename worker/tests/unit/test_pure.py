@@ -70,11 +70,13 @@ HUGE_INT = b'{"n": 1' + b"0" * 5000 + b"}"  # valid JSON, but Python converts at
 def test_decode_body() -> None:
     assert decode_body(b'{"order_id": 123}') == {"order_id": 123}
     assert decode_body(b' \r\n{"order_id": 4}\n ') == {"order_id": 4}  # blanks around are JSON too
+    assert decode_body(b'{"order_id": 5}\t\r\n') == {"order_id": 5}
     assert decode_body('{"x": "é"}'.encode(), "application/json; charset=utf-8") == {"x": "é"}
     cases = {
         b"": "body is not JSON: Expecting value at line 1 column 1",
         b"{bad": "body is not JSON: Expecting property name enclosed in double quotes at line 1 column 2",
         b'{"a": 1} {"b": 2}': "body is not JSON: Extra data at line 1 column 10",
+        '{"a": 1}\u2003'.encode(): "body is not JSON: Extra data at line 1 column 9",  # not a JSON blank
         b'\n  {"a": }': "body is not JSON: Expecting value at line 2 column 9",
         b'"text"': "body must be a JSON object, got str",
         b"\xff\xfe": "body is not UTF-8: invalid start byte at byte 0",
