@@ -8,6 +8,7 @@ import logging
 import socket
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -304,32 +305,38 @@ class Props:
     message_id = None
 
 
-def test_acks_are_coalesced_and_stragglers_do_not_block(write: Any, creds: dict[str, str]) -> None:
-    worker = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
-    try:
-        ch = worker._channel = FakeChannel()
-        for tag in range(1, 7):
-            worker._unacked[tag] = Delivery(worker._gen, tag, "events", "order.created", Props(), b"{}")
+@pytest.fixture
+def worker(write: Any, creds: dict[str, str]) -> Iterator[Worker]:
+    """A Worker on the VALID profile with a FakeChannel; results wait for the test's own _on_results()."""
+    w = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
+    w._channel = FakeChannel()
+    w.ioloop.add_callback_threadsafe = lambda _callback: None  # type: ignore[method-assign]
+    yield w
+    w.pool.shutdown()
 
-        def done(*tags: int) -> None:
-            for t in tags:
-                worker._unacked[t].done = True
-                worker._ack_ready.append(t)
-            worker._flush_acks()
 
-        done(2, 3)  # 1 is still running: 2 and 3 are acked on their own, not held back
-        assert ch.acks == [(2, False), (3, False)]
-        done(1, 5)  # prefix 1..3 done -> one ack for 1 (2, 3 already acked); 5 on its own
-        assert ch.acks[2:] == [(1, False), (5, False)]
-        done(4, 6)  # 4 and 6 complete the prefix: one multiple ack
-        assert ch.acks[4:] == [(6, True)]
-        assert not worker._unacked
-    finally:
-        worker.pool.shutdown()
+def test_acks_are_coalesced_and_stragglers_do_not_block(worker: Worker) -> None:
+    ch = worker._channel
+    for tag in range(1, 7):
+        worker._unacked[tag] = Delivery(worker._gen, tag, "events", "order.created", Props(), b"{}")
+
+    def done(*tags: int) -> None:
+        for t in tags:
+            worker._unacked[t].done = True
+            worker._ack_ready.append(t)
+        worker._flush_acks()
+
+    done(2, 3)  # 1 is still running: 2 and 3 are acked on their own, not held back
+    assert ch.acks == [(2, False), (3, False)]
+    done(1, 5)  # prefix 1..3 done -> one ack for 1 (2, 3 already acked); 5 on its own
+    assert ch.acks[2:] == [(1, False), (5, False)]
+    done(4, 6)  # 4 and 6 complete the prefix: one multiple ack
+    assert ch.acks[4:] == [(6, True)]
+    assert not worker._unacked
 
 
 def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queued(
-    write: Any, creds: dict[str, str], own_logging: None, capsys: pytest.CaptureFixture[str]
+    worker: Worker, own_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     setup_logging("plain", "INFO")
 
@@ -337,42 +344,35 @@ def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queu
         flush_logs()
         return [x for x in capsys.readouterr().out.splitlines() if x.startswith("INFO warren.outcome:")]
 
-    worker = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
-    worker.ioloop.add_callback_threadsafe = lambda _callback: None  # type: ignore[method-assign]
-    try:
-        ch = worker._channel = FakeChannel()
-        message = Message({}, "order.created", "events", "order.events", "m-1", 1, False)
-        spec = worker.router.lookup("order.created").target[0]  # type: ignore[union-attr]
-        stale = Delivery(worker._gen, 1, "events", "order.created", Props(), b"{}")
-        worker._run_handler(stale, spec, message)
-        worker._gen += 1  # its channel went away before the loop saw the result
-        worker._on_results()
-        assert outcome_lines() == [] and ch.acks == []
+    ch = worker._channel
+    message = Message({}, "order.created", "events", "order.events", "m-1", 1, False)
+    spec = worker.router.lookup("order.created").target[0]  # type: ignore[union-attr]
+    stale = Delivery(worker._gen, 1, "events", "order.created", Props(), b"{}")
+    worker._run_handler(stale, spec, message)
+    worker._gen += 1  # its channel went away before the loop saw the result
+    worker._on_results()
+    assert outcome_lines() == [] and ch.acks == []
 
-        d = Delivery(worker._gen, 2, "events", "order.created", Props(), b"{}")
-        worker._unacked[d.tag] = d
-        worker._run_handler(d, spec, message)
-        assert worker._results[0][4] is not None  # rendered on the handler's thread ...
-        assert outcome_lines() == []  # ... but not written yet
-        worker._on_results()
-        (line,) = outcome_lines()
-        assert line.startswith("INFO warren.outcome: message acked outcome=acked queue=order.events ")
-        assert "routing_key=order.created message_id=None attempt=1 duration_ms=" in line
-        assert ch.acks == [(2, False)] and worker.metrics.snapshot()["processed"] == 1
-    finally:
-        worker.pool.shutdown()
+    d = Delivery(worker._gen, 2, "events", "order.created", Props(), b"{}")
+    worker._unacked[d.tag] = d
+    worker._run_handler(d, spec, message)
+    assert worker._results[0][4] is not None  # rendered on the handler's thread ...
+    assert outcome_lines() == []  # ... but not written yet
+    worker._on_results()
+    (line,) = outcome_lines()
+    assert line.startswith("INFO warren.outcome: message acked outcome=acked queue=order.events ")
+    assert "routing_key=order.created message_id=None attempt=1 duration_ms=" in line
+    assert ch.acks == [(2, False)] and worker.metrics.snapshot()["processed"] == 1
 
 
 def test_acked_line_goes_through_logging_with_its_duration_when_a_handler_listens(
-    write: Any, creds: dict[str, str], own_logging: None, caplog: pytest.LogCaptureFixture
+    worker: Worker, own_logging: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     setup_logging("plain", "INFO")
     listened = logging.getLogger("warren.outcome")
     listened.addHandler(caplog.handler)
-    worker = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
-    worker.ioloop.add_callback_threadsafe = lambda _callback: None  # type: ignore[method-assign]
+    ch = worker._channel
     try:
-        ch = worker._channel = FakeChannel()
         spec = worker.router.lookup("order.created").target[0]  # type: ignore[union-attr]
         d = Delivery(worker._gen, 1, "events", "order.created", Props(), b"{}")
         worker._unacked[d.tag] = d
@@ -381,7 +381,6 @@ def test_acked_line_goes_through_logging_with_its_duration_when_a_handler_listen
         worker._on_results()
     finally:
         listened.removeHandler(caplog.handler)
-        worker.pool.shutdown()
     [record] = [r for r in caplog.records if r.name == "warren.outcome"]
     assert (record.getMessage(), record.outcome) == ("message acked", "acked")  # type: ignore[attr-defined]
     assert isinstance(record.duration_ms, float)  # type: ignore[attr-defined]
@@ -389,24 +388,20 @@ def test_acked_line_goes_through_logging_with_its_duration_when_a_handler_listen
 
 
 def test_an_unforeseen_decoding_failure_dead_letters_instead_of_ending_the_connection(
-    write: Any, creds: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken_decoder(*_: Any) -> Any:
         raise LookupError("decoder bug")
 
     monkeypatch.setattr(warren.consumer, "decode_body", broken_decoder)
-    worker = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
-    try:
-        ch = worker._channel = FakeChannel()
-        deliver = pika.spec.Basic.Deliver(delivery_tag=7, exchange="events", routing_key="order.created")
-        worker._on_message(None, deliver, pika.BasicProperties(message_id="m-7"), b"{}")
-        ((exchange, routing_key, body, props),) = ch.published
-        assert (exchange, routing_key, body) == ("warren.dlx", "order.events", b"{}")
-        assert props.headers["x-warren-reason"] == "invalid-message"
-        assert props.headers["x-warren-error"] == "LookupError: decoder bug"
-        assert ch.acks == [] and 7 in worker._unacked  # acked only once the broker confirms the dead letter
-    finally:
-        worker.pool.shutdown()
+    ch = worker._channel
+    deliver = pika.spec.Basic.Deliver(delivery_tag=7, exchange="events", routing_key="order.created")
+    worker._on_message(None, deliver, pika.BasicProperties(message_id="m-7"), b"{}")
+    ((exchange, routing_key, body, props),) = ch.published
+    assert (exchange, routing_key, body) == ("warren.dlx", "order.events", b"{}")
+    assert props.headers["x-warren-reason"] == "invalid-message"
+    assert props.headers["x-warren-error"] == "LookupError: decoder bug"
+    assert ch.acks == [] and 7 in worker._unacked  # acked only once the broker confirms the dead letter
 
 
 def test_metrics_exposition_counts_outcomes_failures_and_latency() -> None:
