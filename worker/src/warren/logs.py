@@ -51,8 +51,8 @@ def _plain_fields(fields: dict[str, Any]) -> str:
     return " ".join([f"{k}={v}" for k, v in zip(fields, _plain_values(fields.values()), strict=True)])
 
 
-# Renders one FieldLine: (values of its named fields, extra fields or None, record time) -> line.
-Renderer = Callable[[tuple[Any, ...], dict[str, Any] | None, float], str]
+# Renders one FieldLine: (values of its named fields, extra fields or None) -> the line with its newline.
+Renderer = Callable[[tuple[Any, ...], dict[str, Any] | None], str]
 
 # json.dumps with options other than the defaults builds a new encoder on every call.
 _JSON = json.JSONEncoder(ensure_ascii=False, default=str)
@@ -77,10 +77,12 @@ class PlainFormatter(logging.Formatter):
         # Fixed text goes into a %-template: a literal "%" (say, in a queue name) must stay literal.
         head = PlainFormatter.line(level, name, msg, fixed).replace("%", "%%")
         template = head + "".join(f" {n}=%s" for n in names)
+        line_template = template + "\n"
 
-        def render(values: tuple[Any, ...], extra: dict[str, Any] | None, _created: float) -> str:
-            line = template % tuple(_plain_values(values))
-            return f"{line} {_plain_fields(extra)}" if extra else line
+        def render(values: tuple[Any, ...], extra: dict[str, Any] | None) -> str:
+            if extra:
+                return f"{template % tuple(_plain_values(values))} {_plain_fields(extra)}\n"
+            return line_template % tuple(_plain_values(values))
 
         return render
 
@@ -105,13 +107,14 @@ class JsonFormatter(logging.Formatter):
         del doc["ts"]
         head = _JSON.encode(doc)[1:-1]
 
-        def render(values: tuple[Any, ...], extra: dict[str, Any] | None, created: float) -> str:
+        def render(values: tuple[Any, ...], extra: dict[str, Any] | None) -> str:
+            created = round(time.time(), 3)
             fields = dict(zip(names, values, strict=True))
             if extra:
                 fields.update(extra)
             if not fields:
-                return f'{{"ts": {round(created, 3)!r}, {head}}}'
-            return f'{{"ts": {round(created, 3)!r}, {head}, {_JSON.encode(fields)[1:-1]}}}'
+                return f'{{"ts": {created!r}, {head}}}\n'
+            return f'{{"ts": {created!r}, {head}, {_JSON.encode(fields)[1:-1]}}}\n'
 
         return render
 
@@ -190,15 +193,16 @@ class FieldLine:
         checks that INFO is enabled.
         """
         logger = self.logger
-        handler = _handler
-        fmt = handler.formatter if handler is not None else None
-        if logger.handlers or logger.filters or not isinstance(fmt, PlainFormatter | JsonFormatter):
+        if logger.handlers or logger.filters or _handler is None:
             return None
+        fmt = _handler.formatter
         render = self._render
-        if fmt is not self._formatter or render is None:  # again only if logging was set up anew
+        if fmt is not self._formatter or render is None:  # first line, or logging was set up anew
+            if not isinstance(fmt, PlainFormatter | JsonFormatter):
+                return None
             render = fmt.renderer("INFO", logger.name, self.msg, self.fixed, self.names)
             self._render, self._formatter = render, fmt
-        return render(values, extra, time.time()) + "\n"
+        return render(values, extra)
 
 
 def write_line(line: str) -> None:
