@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from json.scanner import make_scanner
 from typing import Any
 
 from warren.handlers import InvalidMessage
 
-_SCAN = json.JSONDecoder().scan_once  # json.loads' own scanner: (text, index) -> (value, end)
+# What json.loads scans with, as JSONDecoder builds it: (text, index) -> (value, end). typeshed types the
+# argument as a scanner; it is the decoder whose settings the scanner takes.
+_SCAN = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 _JSON_BLANKS = " \t\n\r"  # JSON's whitespace; other Unicode spaces after a document are "Extra data"
 _JSON_TYPES = (None, "", "application/json")
 # Not compressed. Kombu and Spring AMQP put the charset here ("utf-8", "UTF-8") rather than a MIME coding.
