@@ -113,11 +113,11 @@ def test_plain_values_are_quoted_only_when_a_reader_needs_it(value: Any, shown: 
 
 
 @pytest.mark.parametrize(
-    ("seconds", "ms"), [(None, None), (0.0, 0.0), (0.000263871, 0.26), (0.0123456, 12.35), (2.5, 2500.0)]
+    ("seconds", "us"), [(None, None), (0.0, 0), (0.0000004, 0), (0.000263871, 264), (2.5, 2_500_000)]
 )
-def test_outcome_duration_is_ms_to_ten_microseconds(seconds: float | None, ms: float | None) -> None:
+def test_outcome_duration_is_whole_microseconds(seconds: float | None, us: int | None) -> None:
     d = Delivery(1, 1, "events", "order.created", Props(), b"{}")
-    assert _outcome_values(d, seconds) == ("order.created", None, 1, ms)
+    assert _outcome_values(d, seconds) == ("order.created", None, 1, us)
 
 
 @pytest.fixture
@@ -136,8 +136,8 @@ def test_field_line_writes_what_the_formatter_would(
 ) -> None:
     setup_logging(fmt, "INFO")
     fixed = {"outcome": "acked", "queue": "100%s"}  # "%": the fixed part becomes a %-template
-    names = ("routing_key", "message_id", "attempt", "duration_ms")
-    values = ("order.created", None, 2, 0.25)
+    names = ("routing_key", "message_id", "attempt", "duration_us")
+    values = ("order.created", None, 2, 250)
     extra = {"error": "E: two words", "reason": ""}
     line = FieldLine(logging.getLogger("warren.outcome"), "message acked", fixed, names)
     line.write(values, extra)
@@ -148,7 +148,7 @@ def test_field_line_writes_what_the_formatter_would(
     expected = [
         formatter.format(_record(**fixed, **dict(zip(names, values, strict=True)), **extra)),
         formatter.format(
-            _record(**fixed, routing_key="key with space", message_id="id=1", attempt=1, duration_ms=None)
+            _record(**fixed, routing_key="key with space", message_id="id=1", attempt=1, duration_us=None)
         ),
     ]
     if fmt == "json":  # the timestamps differ; everything else must not
@@ -361,7 +361,7 @@ def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queu
     worker._on_results()
     (line,) = outcome_lines()
     assert line.startswith("INFO warren.outcome: message acked outcome=acked queue=order.events ")
-    assert "routing_key=order.created message_id=None attempt=1 duration_ms=" in line
+    assert "routing_key=order.created message_id=None attempt=1 duration_us=" in line
     assert ch.acks == [(2, False)] and worker.metrics.snapshot()["processed"] == 1
 
 
@@ -383,7 +383,7 @@ def test_acked_line_goes_through_logging_with_its_duration_when_a_handler_listen
         listened.removeHandler(caplog.handler)
     [record] = [r for r in caplog.records if r.name == "warren.outcome"]
     assert (record.getMessage(), record.outcome) == ("message acked", "acked")  # type: ignore[attr-defined]
-    assert isinstance(record.duration_ms, float)  # type: ignore[attr-defined]
+    assert isinstance(record.duration_us, int)  # type: ignore[attr-defined]
     assert ch.acks == [(1, False)]
 
 
