@@ -3,8 +3,9 @@
 Shape follows pika's examples/asynchronous_consumer_example.py (connection -> channel -> qos -> consume,
 reconnect on close, consumer-cancel handling, stop = cancel then close). Differences that matter:
 
-* handlers run in a ThreadPoolExecutor, never on the I/O loop, so heartbeats keep flowing; results come
-  back through ``ioloop.add_callback_threadsafe`` and every channel operation happens on the loop thread;
+* handlers run in a bounded pool of threads (`warren.pool`), never on the I/O loop, so heartbeats keep
+  flowing; results come back through ``ioloop.add_callback_threadsafe`` and every channel operation
+  happens on the loop thread;
 * the channel is in confirm mode: a retry or dead-letter republish is acknowledged to the consumed queue
   only after the broker confirms the republish (at least once, nothing lost);
 * acks are coalesced: the completed prefix of deliveries is acked with one ``multiple`` ack, stragglers
@@ -17,11 +18,9 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from types import FrameType, MappingProxyType
 from typing import Any
 
@@ -36,6 +35,7 @@ from warren.handlers import InvalidMessage, Message, required_fields
 from warren.logs import FieldLine, flush_logs, write_line
 from warren.metrics import Metrics
 from warren.notify import Notifier
+from warren.pool import HandlerPool
 from warren.retry import (
     REASON_EXHAUSTED,
     REASON_INVALID,
@@ -160,7 +160,7 @@ class Worker:
             for a in Action
         }
         self.endpoints = Endpoints(config.broker.endpoints)
-        self.pool = ThreadPoolExecutor(config.consumer.concurrency, thread_name_prefix="warren-handler")
+        self.pool = HandlerPool(config.consumer.concurrency, self._run_handler, "warren-handler")
         self.ioloop = IOLoop()
 
         self.exit_status: int | None = None
@@ -182,14 +182,10 @@ class Worker:
         self._confirms: OrderedDict[int, Delivery] = OrderedDict()
         self._publish_seq = 0
 
-        # (delivery, action, handler error, handler seconds, rendered outcome line for an ack)
-        self._results: list[tuple[Delivery, Action, str | None, float, str | None]] = []
-        self._results_lock = threading.Lock()
-
-        # Handler work: a deque drained by at most `concurrency` pool tasks (see _dispatch).
-        self._work: deque[tuple[Delivery, HandlerSpec, Message]] = deque()
-        self._work_lock = threading.Lock()
-        self._drainers = 0
+        # Handler results for the loop, (delivery, action, handler error, handler seconds, rendered outcome
+        # line for an ack): appended by pool threads, taken by _on_results. No lock: deque appends and pops
+        # are atomic, and the wake-up flag is reset before the results are taken (see _on_results).
+        self._results: deque[tuple[Delivery, Action, str | None, float, str | None]] = deque()
         self._wake_pending = False
 
         self._next_status = 0.0
@@ -246,7 +242,7 @@ class Worker:
             # Handlers still running belong to a channel that is gone; the broker redelivers their
             # messages. Don't wait for them (a hung handler must not block exit).
             self.abandoned_work = True
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool.shutdown(wait=False)
         else:
             self.pool.shutdown(wait=True)
 
@@ -406,33 +402,7 @@ class Worker:
             bool(deliver.redelivered),
             props.headers or _NO_HEADERS,
         )
-        self._dispatch((d, spec, message))
-
-    def _dispatch(self, item: tuple[Delivery, HandlerSpec, Message]) -> None:
-        """Queue handler work; start another pool task only while fewer than `concurrency` run.
-
-        A pool task drains the deque until it is empty, so a burst of fast messages costs one
-        task (no Future and thread wake-up per message) while slow handlers still spread over
-        every thread.
-        """
-        self._work.append(item)
-        with self._work_lock:
-            if self._drainers >= self.cfg.consumer.concurrency:
-                return
-            self._drainers += 1
-        self.pool.submit(self._drain_work)
-
-    def _drain_work(self) -> None:
-        while True:
-            try:
-                item = self._work.popleft()
-            except IndexError:
-                with self._work_lock:
-                    if self._work:  # appended after our popleft, before we took the lock
-                        continue
-                    self._drainers -= 1
-                    return
-            self._run_handler(*item)
+        self.pool.submit((d, spec, message))
 
     def _run_handler(self, d: Delivery, spec: HandlerSpec, message: Message) -> None:
         """Pool thread: run the handler, then hand the result to the I/O loop."""
@@ -451,17 +421,17 @@ class Worker:
             # about 10 % less CPU per message for the whole worker. The loop writes the line only when it
             # queues the ack (a result for a channel that is gone is dropped together with its line).
             acked_line = self._outcome_lines[ACK].render(_outcome_values(d, duration))
-        with self._results_lock:
-            self._results.append((d, action, error, duration, acked_line))
-            wake = not self._wake_pending
+        self._results.append((d, action, error, duration, acked_line))
+        if not self._wake_pending:  # one wake-up per batch of results, not one per message
             self._wake_pending = True
-        if wake:  # one wake-up per batch of results, not one per message
             self.ioloop.add_callback_threadsafe(self._on_results)
 
     def _on_results(self) -> None:
-        with self._results_lock:
-            batch, self._results = self._results, []
-            self._wake_pending = False
+        # Reset first, then take: a result appended after this either is taken below or, seeing the flag
+        # down, wakes the loop again. A result whose thread saw the flag still up was appended before it.
+        self._wake_pending = False
+        results = self._results
+        batch = [results.popleft() for _ in range(len(results))]
         durations: list[float] = []
         acked_lines: list[str] = []
         ack_ready = self._ack_ready
