@@ -44,7 +44,7 @@ class HandlerPool:
             try:
                 run(*args)
             except Exception:  # `run` handles handler failures; this is a bug in it, not a reason to shrink
-                log.exception("handler thread: unexpected error; continuing")
+                log.exception("unexpected error in a handler thread; its message stays unacknowledged")
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop every thread once it is idle; without `wait`, drop work not started and return at once."""
