@@ -258,10 +258,15 @@ def run_warren(
             notify.close()
         start = time.perf_counter()
         deadline = time.monotonic() + max(600, n / 50)
-        while acked(port, queue) < n:
+        # Each scrape costs the worker about 1 ms of CPU (measured), 2 % of its time at one every 50 ms:
+        # until the last tenth, wait half the time the rate so far says that takes (at most 0.25 s), then
+        # poll every 20 ms so that the end is seen within 20 ms.
+        while (done := acked(port, queue)) < n:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"warren-worker stopped or stalled:\n{log.read_text()[-2000:]}")
-            time.sleep(0.05)
+            rate = done / (time.perf_counter() - start)
+            early = done < 0.9 * n and rate > 0
+            time.sleep(min(0.25, max(0.02, (0.9 * n - done) / rate / 2)) if early else 0.02)
         elapsed = time.perf_counter() - start
     finally:
         proc.terminate()
