@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from warren.config import load_config
+from warren.consumer import Worker
+from warren.metrics import Metrics
+from warren.notify import Notifier
 
 VALID = """
 [broker]
@@ -37,3 +43,30 @@ def write(tmp_path: Path) -> Any:
         return path
 
     return _write
+
+
+class FakeChannel:
+    def __init__(self) -> None:
+        self.acks: list[tuple[int, bool]] = []
+        self.published: list[tuple[str, str, bytes, Any]] = []
+
+    def basic_ack(self, tag: int, multiple: bool = False) -> None:
+        self.acks.append((tag, multiple))
+
+    def basic_publish(self, exchange: str, routing_key: str, body: bytes, props: Any, **_: Any) -> None:
+        self.published.append((exchange, routing_key, body, props))
+
+
+class Props:
+    headers = None
+    message_id = None
+
+
+@pytest.fixture
+def worker(write: Any, creds: dict[str, str]) -> Iterator[Worker]:
+    """A Worker on the VALID profile with a FakeChannel; results wait for the test's own _on_results()."""
+    w = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
+    w._channel = FakeChannel()
+    w.ioloop.add_callback_threadsafe = lambda _callback: None  # type: ignore[method-assign]
+    yield w
+    w.pool.shutdown()

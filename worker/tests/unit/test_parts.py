@@ -8,19 +8,17 @@ import logging
 import socket
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pika
 import pytest
-from conftest import VALID
+from conftest import Props
 from prometheus_client import generate_latest
 
 import warren.consumer
 import warren.logs
 from warren.cli import InputError, parse_line, publish_main
-from warren.config import load_config
 from warren.connection import Endpoints
 from warren.consumer import Delivery, Worker, _outcome_values
 from warren.handlers import InvalidMessage, Message, job, order_event, whatsapp_notification
@@ -286,33 +284,6 @@ def test_endpoints_rotate_and_back_off() -> None:
     assert all(n / 2 <= d <= n for d, n in zip(delays, (1, 2, 4, 5, 5), strict=True)), delays
     e.succeeded()
     assert e.failures == 0 and e.failed() <= 1.0
-
-
-class FakeChannel:
-    def __init__(self) -> None:
-        self.acks: list[tuple[int, bool]] = []
-        self.published: list[tuple[str, str, bytes, Any]] = []
-
-    def basic_ack(self, tag: int, multiple: bool = False) -> None:
-        self.acks.append((tag, multiple))
-
-    def basic_publish(self, exchange: str, routing_key: str, body: bytes, props: Any, **_: Any) -> None:
-        self.published.append((exchange, routing_key, body, props))
-
-
-class Props:
-    headers = None
-    message_id = None
-
-
-@pytest.fixture
-def worker(write: Any, creds: dict[str, str]) -> Iterator[Worker]:
-    """A Worker on the VALID profile with a FakeChannel; results wait for the test's own _on_results()."""
-    w = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
-    w._channel = FakeChannel()
-    w.ioloop.add_callback_threadsafe = lambda _callback: None  # type: ignore[method-assign]
-    yield w
-    w.pool.shutdown()
 
 
 def test_acks_are_coalesced_and_stragglers_do_not_block(worker: Worker) -> None:

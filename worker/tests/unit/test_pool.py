@@ -9,13 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import VALID
+from conftest import Props
 
-from warren.config import HandlerSpec, load_config
+from warren.config import HandlerSpec
 from warren.consumer import Delivery, Worker
 from warren.handlers import Message
-from warren.metrics import Metrics
-from warren.notify import Notifier
 from warren.pool import HandlerPool
 
 WAIT = 10.0  # seconds: generous for a loaded CI machine; every wait below ends as soon as it can
@@ -82,30 +80,18 @@ def test_pool_needs_a_thread() -> None:
         HandlerPool(0, print, "test-pool")
 
 
-class Props:
-    headers = None
-    message_id = None
-
-
-def test_a_result_handed_over_while_the_loop_takes_the_batch_is_never_stranded(
-    write: Any, creds: dict[str, str]
-) -> None:
+def test_a_result_handed_over_while_the_loop_takes_the_batch_is_never_stranded(worker: Worker) -> None:
     """Handler threads append results without a lock; the loop resets its wake-up flag, then takes them.
 
     A handler thread finishing exactly while the loop takes the batch (simulated here: the append happens
     inside the loop's `len()` of the results) must either be in that batch or wake the loop again. With the
     flag reset after the take instead, its result would wait, unacked, with no wake-up coming.
     """
-    worker = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
-    worker.pool.shutdown()
-    acked: list[int] = []
 
-    class Channel:
-        def basic_ack(self, tag: int, multiple: bool = False) -> None:
-            acked.append(tag)
+    def acked() -> list[int]:
+        return [tag for tag, _multiple in worker._channel.acks]
 
     wakes: list[object] = []
-    worker._channel = Channel()
     worker.ioloop.add_callback_threadsafe = wakes.append  # type: ignore[method-assign,assignment]
     first, late = (Delivery(worker._gen, tag, "events", "order.created", Props(), b"{}") for tag in (1, 2))
     worker._unacked.update({1: first, 2: late})
@@ -123,7 +109,7 @@ def test_a_result_handed_over_while_the_loop_takes_the_batch_is_never_stranded(
     worker._run_handler(first, spec, message)
     assert len(wakes) == 1
     worker._on_results()  # takes message 1; message 2 arrives meanwhile
-    if 2 not in acked:
+    if 2 not in acked():
         assert len(wakes) == 2, "message 2's result is waiting and nothing will wake the loop for it"
         worker._on_results()
-    assert acked == [1, 2]
+    assert acked() == [1, 2]
