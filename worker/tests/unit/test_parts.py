@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -18,7 +19,7 @@ from prometheus_client import generate_latest
 
 import warren.consumer
 import warren.logs
-from warren.cli import InputError, parse_line, publish_main
+from warren.cli import GC_YOUNG_THRESHOLD, InputError, parse_line, publish_main, tune_gc
 from warren.connection import Endpoints
 from warren.consumer import Delivery, Worker, _outcome_values
 from warren.handlers import InvalidMessage, Message, job, order_event, whatsapp_notification
@@ -395,3 +396,14 @@ def test_metrics_exposition_counts_outcomes_failures_and_latency() -> None:
     assert 'warren_handler_seconds_count{queue="q"} 4.0' in text
     assert 'warren_handler_seconds_sum{queue="q"} 100.0075' in text
     assert metrics.snapshot() == {"processed": 3, "failed": 1, "retried": 0, "dead_lettered": 1}
+
+
+def test_tune_gc_freezes_startup_objects_and_collects_young_ones_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
