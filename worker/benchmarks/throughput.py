@@ -87,17 +87,49 @@ def check_drained(vhost: str, queues: Iterable[str]) -> None:
         assert left == 0, f"{left} messages left in {q} or its DLQ"
 
 
-def publish(vhost: str, queue: str, n: int) -> float:
-    """Publish n order events through the bench exchange; returns msg/s (confirmed)."""
+def broker_pid() -> int | None:
+    """The pid of the broker's Erlang VM when it runs on this host (as under .ci/run), else None."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "eval", "os:getpid()."], capture_output=True, text=True, timeout=60
+    ).stdout
+    digits = "".join(c for c in out if c.isdigit())
+    try:
+        comm = Path(f"/proc/{digits}/comm").read_text().strip() if digits else ""
+    except OSError:
+        return None  # the node runs elsewhere (a container's pid namespace, another host)
+    return int(digits) if comm.startswith("beam") else None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def publish_measured(
+    vhost: str, queue: str, n: int, broker: int | None = None
+) -> tuple[float, float, float | None]:
+    """Publish n order events through the bench exchange with confirms.
+
+    Returns msg/s (confirmed), the share of one CPU this process spent meanwhile (building the
+    messages, publishing, handling confirms), and the broker's share when its pid is given.
+    """
     messages = (
         OutgoingMessage.json("bench", queue, {"order_id": i, "event": "order.created"}) for i in range(n)
     )
-    start = time.perf_counter()
+    broker_start = cpu_seconds(broker) if broker else 0.0
+    cpu_start, start = time.process_time(), time.perf_counter()
     with Publisher(vhost=vhost, timeout=120) as pub:
         result = pub.publish_many(messages)
     elapsed = time.perf_counter() - start
+    own = (time.process_time() - cpu_start) / elapsed
     assert result.ok and result.confirmed == n, result
-    return n / elapsed
+    return n / elapsed, own, (cpu_seconds(broker) - broker_start) / elapsed if broker else None
+
+
+def publish(vhost: str, queue: str, n: int) -> float:
+    """Publish n order events through the bench exchange; returns msg/s (confirmed)."""
+    return publish_measured(vhost, queue, n)[0]
 
 
 # ---- reference consumers (run in their own process: `throughput.py --reference KIND ...`) ----------
@@ -300,7 +332,8 @@ def main() -> None:
         print(f"warren benchmark: {n} persistent JSON messages per run, vhost {vhost}", flush=True)
 
         noop_queues = ("bench.tight", "bench.tutorial", "bench.warren")
-        pub_rates: list[float] = []
+        broker = broker_pid()
+        publishes: list[tuple[float, float, float | None]] = []
         rounds: list[tuple[float, float, float]] = []
         with tempfile.TemporaryDirectory(prefix="warren-bench-") as tmpdir:
             tmp = Path(tmpdir)
@@ -310,7 +343,7 @@ def main() -> None:
                 flush=True,
             )
             for r in range(1, args.rounds + 1):
-                pub_rates += [publish(vhost, q, n) for q in noop_queues]
+                publishes += [publish_measured(vhost, q, n, broker) for q in noop_queues]
                 tight = run_reference("tight", vhost, "bench.tight", n)
                 tutorial = run_reference("tutorial", vhost, "bench.tutorial", n)
                 warren = run_warren(vhost, "bench.warren", n, "noop", 1000, 8, tmp, args.log_level)
@@ -329,12 +362,26 @@ def main() -> None:
                 flush=True,
             )
 
-            pub_rates.append(publish(vhost, "bench.io", n))
+            publishes.append(publish_measured(vhost, "bench.io", n, broker))
             publish(vhost, "bench.tutorial_io", io_tutorial_n)
+            pub_rates = [rate for rate, _, _ in publishes]
             publish_rate = statistics.mean(pub_rates)
             print(
                 f"3. publisher, confirms, bulk (window {DEFAULT_WINDOW}): {publish_rate:,.0f} msg/s, mean of "
                 f"{len(pub_rates)} publishes (range {min(pub_rates):,.0f}-{max(pub_rates):,.0f})",
+                flush=True,
+            )
+            # Which side sets the pace: a publisher short of a whole CPU is waiting for the broker's confirms.
+            own = statistics.mean(share for _, share, _ in publishes)
+            brokers = [share for _, _, share in publishes if share is not None]
+            print(
+                f"   meanwhile the publishing process used {own:.0%} of one CPU"
+                + (
+                    f", the broker {statistics.mean(brokers):.0%}"
+                    if brokers
+                    else " (broker not on this host)"
+                )
+                + f" ({os.cpu_count()} CPUs)",
                 flush=True,
             )
 
