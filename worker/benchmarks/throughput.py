@@ -9,8 +9,9 @@
 3. warren Publisher with confirms, bulk (pipelined).
 
 Every consumer run and every publish uses N persistent JSON messages (--messages, default 100000) in a
-throwaway vhost that is deleted at the end. Prints figures and a final `RESULT ...` line.
-Traffic stays on 127.0.0.1.
+throwaway vhost that is deleted at the end, on classic queues as the topology declares them by default
+(--queue-arguments '{"x-queue-type": "quorum"}' measures quorum queues instead). Prints figures and a
+final `RESULT ...` line. Traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ def params(vhost: str) -> pika.ConnectionParameters:
     return pika.ConnectionParameters(HOST, PORT, vhost, pika.PlainCredentials("guest", "guest"), heartbeat=60)
 
 
-def declare(vhost: str) -> None:
+def declare(vhost: str, queue_arguments: Mapping[str, Any] | None = None) -> None:
+    """The bench exchange and, like the appliance's topology, each queue with its retry queue and DLQ.
+
+    `queue_arguments` go to every queue: the default, none, is a classic queue as the topology declares.
+    """
+    extra = dict(queue_arguments or {})
     conn = pika.BlockingConnection(params(vhost))
     ch = conn.channel()
     ch.exchange_declare("bench", "direct", durable=True)
@@ -58,16 +64,16 @@ def declare(vhost: str) -> None:
         ch.queue_declare(
             q,
             durable=True,
-            arguments={"x-dead-letter-exchange": "warren.dlx", "x-dead-letter-routing-key": q},
+            arguments={"x-dead-letter-exchange": "warren.dlx", "x-dead-letter-routing-key": q, **extra},
         )
         ch.queue_bind(q, "bench", routing_key=q)
         ch.queue_declare(
             f"{q}.retry",
             durable=True,
-            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": q},
+            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": q, **extra},
         )
         ch.queue_bind(f"{q}.retry", "warren.retry", routing_key=q)
-        ch.queue_declare(f"{q}.dlq", durable=True)
+        ch.queue_declare(f"{q}.dlq", durable=True, arguments=extra)
         ch.queue_bind(f"{q}.dlq", "warren.dlx", routing_key=q)
     conn.close()
 
@@ -306,12 +312,30 @@ def run_warren(
     return n / elapsed
 
 
+def queue_arguments(text: str) -> dict[str, Any]:
+    """--queue-arguments: a JSON object, or argparse says why not."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object of x-arguments")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=100_000, help="messages per run (default 100000)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the no-op comparison (default 3)")
     ap.add_argument(
         "--log-level", default="INFO", help="warren-worker log level (INFO = one line per message)"
+    )
+    ap.add_argument(
+        "--queue-arguments",
+        type=queue_arguments,
+        default={},
+        metavar="JSON",
+        help='x-arguments for every queue, e.g. \'{"x-queue-type": "quorum"}\' (default: classic queues)',
     )
     ap.add_argument("--reference", choices=("tight", "tutorial"), help=argparse.SUPPRESS)
     ap.add_argument("--vhost", help=argparse.SUPPRESS)
@@ -328,8 +352,15 @@ def main() -> None:
     rabbitmqctl("add_vhost", vhost)
     try:
         rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        declare(vhost)
-        print(f"warren benchmark: {n} persistent JSON messages per run, vhost {vhost}", flush=True)
+        try:
+            declare(vhost, args.queue_arguments)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            raise SystemExit(f"cannot declare the bench queues: {exc.reply_code} {exc.reply_text}") from None
+        print(
+            f"warren benchmark: {n} persistent JSON messages per run, vhost {vhost}, queue arguments "
+            f"{json.dumps(args.queue_arguments) if args.queue_arguments else 'none (classic queues)'}",
+            flush=True,
+        )
 
         noop_queues = ("bench.tight", "bench.tutorial", "bench.warren")
         broker = broker_pid()
