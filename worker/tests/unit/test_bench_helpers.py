@@ -1,0 +1,31 @@
+"""The throughput benchmark's own helpers: its measurements and its command-line checks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import throughput
+
+
+def test_cpu_seconds_reads_this_process_user_and_system_time() -> None:
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # burn 0.2 s of CPU, so a wrong /proc field shows
+        pass
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    assert abs(throughput.cpu_seconds(os.getpid()) - time.process_time()) <= 2 * tick + 0.02
+
+
+def test_queue_arguments_takes_a_json_object_and_says_why_not() -> None:
+    assert throughput.queue_arguments('{"x-queue-type": "quorum"}') == {"x-queue-type": "quorum"}
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^not JSON: "):
+        throughput.queue_arguments("{bad")
+    with pytest.raises(argparse.ArgumentTypeError, match="must be a JSON object"):
+        throughput.queue_arguments("[1]")
