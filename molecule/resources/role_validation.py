@@ -1,4 +1,4 @@
-"""Real ansible-playbook runs of one role's `tasks/validate.yml` on localhost, for the role tests.
+"""Real ansible-playbook runs of one role's checks (`tasks/validate.yml`) on localhost, for the role tests.
 
 Shared by the role tests (each adds this directory to sys.path): the run and the reading of the failure message
 are the same for every role; what is validated and expected stays with the role.
@@ -21,10 +21,16 @@ def ansible_playbook():
     return str(beside_python) if beside_python.exists() else shutil.which("ansible-playbook")
 
 
-def run_role_validation(role, tmp_path, extra_vars):
-    """Run `role`'s validation with `extra_vars` (passed as a JSON file, so types survive)."""
+def run_role_validation(role, tmp_path, extra_vars, tasks="validate"):
+    """Run `role`'s tasks/<tasks>.yml (its validation) with `extra_vars` (passed as a JSON file, so types
+    survive). Modules run in this Python."""
     vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps({"validate_role": role, **extra_vars}), encoding="utf-8")
+    vars_file.write_text(
+        json.dumps(
+            {"validate_role": role, "validate_tasks": tasks, "ansible_python_interpreter": sys.executable, **extra_vars}
+        ),
+        encoding="utf-8",
+    )
     env = dict(
         os.environ,
         ANSIBLE_ROLES_PATH=str(REPO_DIR / "roles"),
