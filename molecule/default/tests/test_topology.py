@@ -43,6 +43,9 @@ def test_queues(host: Any) -> None:
     for name, queue in queues.items():
         assert queue["durable"], name
         assert not queue["auto_delete"], name
+        # The broker's classic_queue.default_version (rabbitmq role), not an argument of the topology.
+        assert "x-queue-version" not in queue["arguments"], name
+        assert queue["backing_queue_status"]["version"] == 2, name
     for name in WORK_QUEUES:
         args = queues[name]["arguments"]
         assert args["x-dead-letter-exchange"] == "warren.dlx"
