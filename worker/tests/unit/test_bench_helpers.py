@@ -9,10 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import throughput
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_cpu_seconds_reads_this_process_user_and_system_time() -> None:
@@ -29,3 +32,9 @@ def test_queue_arguments_takes_a_json_object_and_says_why_not() -> None:
         throughput.queue_arguments("{bad")
     with pytest.raises(argparse.ArgumentTypeError, match="must be a JSON object"):
         throughput.queue_arguments("[1]")
+
+
+def test_bench_queues_use_the_storage_version_the_broker_role_configures() -> None:
+    defaults = yaml.safe_load((REPO / "roles" / "rabbitmq" / "defaults" / "main.yml").read_text())
+    version = defaults["rabbitmq_classic_queue_version"]
+    assert {"x-queue-version": version} == throughput.APPLIANCE_QUEUE_ARGUMENTS
