@@ -85,6 +85,6 @@ def test_config_loads_definitions_at_boot(host: Any) -> None:
     assert "definitions.skip_if_unchanged = true" in config
 
 
-def test_new_classic_queues_use_storage_version_2(host: Any) -> None:
+def test_config_sets_classic_queue_storage_version_2(host: Any) -> None:
     config = host.file("/etc/rabbitmq/rabbitmq.conf").content_string
     assert "classic_queue.default_version = 2" in config
