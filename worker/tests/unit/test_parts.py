@@ -96,6 +96,7 @@ def test_plain_and_json_formats() -> None:
         (" padded", '" padded"'),
         ("line\n", '"line\\n"'),
         ("em\u2003space", '"em\u2003space"'),
+        ("esc\x1b[31m", '"esc\\u001b[31m"'),  # a control character never reaches the journal raw
         ('say "hi"', '"say \\"hi\\""'),
         ("a=b", '"a=b"'),
         (3, "3"),
