@@ -8,6 +8,11 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 RESOURCES := molecule/resources
+# The worker's benchmarks run it as the appliance does: in a venv of the distribution's own Python
+# (roles/warren_worker/vars/Debian.yml), not of whichever python3 comes first on PATH (this machine's is
+# pyenv's 3.11.7, which runs Warren's per-message path at half the speed of Debian's 3.11; docs/benchmarks.md).
+DEPLOY_PYTHON ?= /usr/bin/python3
+BENCH_VENV := $(CURDIR)/.venv-bench
 ROLE_TESTS := $(wildcard roles/*/tests)
 
 .PHONY: help
@@ -26,6 +31,17 @@ $(VENV)/.installed: requirements.txt worker/pyproject.toml
 
 .PHONY: venv
 venv: $(VENV)/.installed ## Controller virtualenv (Ansible, Molecule, test tools, the worker package)
+
+$(BENCH_VENV)/.installed: requirements.txt worker/pyproject.toml
+	$(DEPLOY_PYTHON) -c 'import ensurepip' 2>/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
+	$(DEPLOY_PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	@# The worker and its dependencies at the controller's pins.
+	$(BENCH_VENV)/bin/pip install --quiet $$(grep -E '^(pika|prometheus-client)==' requirements.txt) -e ./worker
+	touch $@
+
+.PHONY: bench-venv
+bench-venv: $(BENCH_VENV)/.installed ## The worker in a venv of $$DEPLOY_PYTHON (default /usr/bin/python3), for the benchmarks
 
 .PHONY: engine
 engine: ## Make a Docker engine answer (installs Debian's docker.io and starts dockerd when needed)
@@ -73,16 +89,16 @@ bench-converge: venv image ## Benchmark: first converge vs idempotent re-run
 	$(RESOURCES)/benchmark-converge.sh
 
 .PHONY: bench-worker
-bench-worker: venv ## Benchmark: worker and publisher throughput against the local test broker
+bench-worker: bench-venv ## Benchmark: worker and publisher throughput against the local test broker
 	worker/scripts/ensure-test-broker.sh
-	python worker/benchmarks/throughput.py
+	$(BENCH_VENV)/bin/python worker/benchmarks/throughput.py
 
 .PHONY: bench-hot-path
-bench-hot-path: venv ## Benchmark: Warren's own CPU per message, without broker (low noise)
-	python worker/benchmarks/hot_path.py
+bench-hot-path: bench-venv ## Benchmark: Warren's own CPU per message, without broker (low noise)
+	$(BENCH_VENV)/bin/python worker/benchmarks/hot_path.py
 
 .PHONY: bench-instructions
-bench-instructions: venv ## Benchmark: instructions per message under callgrind, worker vs. pika consumers (noise-free)
+bench-instructions: bench-venv ## Benchmark: instructions per message under callgrind, worker vs. pika consumers (noise-free)
 	worker/scripts/ensure-test-broker.sh
 	command -v valgrind >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind; }
-	python worker/benchmarks/instructions.py
+	$(BENCH_VENV)/bin/python worker/benchmarks/instructions.py
