@@ -65,7 +65,7 @@ def make_worker(tmp: Path, log_level: str) -> Worker:
     setup_logging(config.log_format, config.log_level)
     worker = Worker(config, Metrics(config.consumer.queue), Notifier({}))
     worker._channel = CountingChannel()
-    worker.pool.shutdown()  # handlers run on this thread (run() below)
+    # The pool is never started: handlers run on this thread (run() below).
     return worker
 
 

@@ -210,6 +210,7 @@ class Worker:
 
     def run(self) -> int:
         """Consume until stopped; returns the process exit status."""
+        self.pool.start()
         self.ioloop.call_later(TICK_SECONDS, self._tick)
         try:
             while not self._stop_flag and self.exit_status is None:

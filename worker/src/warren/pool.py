@@ -20,7 +20,8 @@ _STOP: Any = object()  # one per thread ends it
 
 
 class HandlerPool:
-    """`size` daemon threads that each call `run(*args)` for every `args` tuple given to `submit`."""
+    """`size` daemon threads that each call `run(*args)` for every `args` tuple given to `submit`, from
+    `start()` on."""
 
     def __init__(self, size: int, run: Callable[..., object], name: str) -> None:
         if size < 1:
@@ -35,6 +36,9 @@ class HandlerPool:
             threading.Thread(target=self._serve, args=(run,), name=f"{name}-{i}", daemon=True)
             for i in range(size)
         ]
+
+    def start(self) -> None:
+        """Start the threads; work submitted before waits for them."""
         for thread in self._threads:
             thread.start()
 
@@ -58,4 +62,5 @@ class HandlerPool:
             self._queue.put(_STOP)
         if wait:
             for thread in self._threads:
-                thread.join()
+                if thread.ident is not None:  # started
+                    thread.join()

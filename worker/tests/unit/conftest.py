@@ -68,5 +68,6 @@ def worker(write: Any, creds: dict[str, str]) -> Iterator[Worker]:
     w = Worker(load_config(write(VALID), creds), Metrics("order.events"), Notifier({}))
     w._channel = FakeChannel()
     w.ioloop.add_callback_threadsafe = lambda _callback: None  # type: ignore[method-assign]
+    w.pool.start()
     yield w
     w.pool.shutdown()

@@ -44,6 +44,7 @@ def test_pool_runs_work_on_at_most_size_threads_and_stops() -> None:
         done.release()
 
     pool = HandlerPool(3, run, "test-pool")
+    pool.start()
     for n in range(60):
         pool.submit((n,))
     for _ in range(60):
@@ -66,6 +67,7 @@ def test_pool_outlives_a_failing_run_and_drops_queued_work_on_shutdown_without_w
         ran.append(n)
 
     pool = HandlerPool(1, run, "test-pool")
+    pool.start()
     for n in range(5):
         pool.submit((n,))
     assert started.wait(WAIT)  # the one thread survived n=0 and now holds n=1
@@ -73,6 +75,15 @@ def test_pool_outlives_a_failing_run_and_drops_queued_work_on_shutdown_without_w
     release.set()
     pool._threads[0].join(WAIT)
     assert ran == [1]
+
+
+def test_pool_runs_nothing_before_start_and_shuts_down_unstarted() -> None:
+    ran: list[int] = []
+    pool = HandlerPool(2, ran.append, "test-pool")
+    pool.submit((1,))
+    assert not any(t.is_alive() for t in pool._threads)
+    pool.shutdown()  # returns: nothing to join
+    assert ran == []
 
 
 def test_pool_needs_a_thread() -> None:
