@@ -27,9 +27,10 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 def _plain_values(values: Iterable[Any]) -> list[Any]:
     """The values as the plain format shows them, for %s or an f-string.
 
-    Text is bare when it is printable and free of spaces, '"' and '=' (every whitespace character but the
-    space is unprintable, and so are control characters), else JSON-quoted; numbers and None stay as they
-    are, their text never needs quotes. One loop without a call per value: it runs for four fields of every
+    Text is bare when it is printable and free of spaces, '"' and '=', else JSON-quoted; unprintable text
+    (every whitespace character but the space, every control character) with all of its non-ASCII escaped,
+    so that no such character reaches the line raw. Numbers and None stay as they are, their text never
+    needs quotes. One loop without a call per value: it runs for four fields of every
     outcome line (about 4,000 instructions a message less than a function per value, callgrind).
     """
     shown: list[Any] = []
@@ -41,7 +42,9 @@ def _plain_values(values: Iterable[Any]) -> list[Any]:
             continue
         else:
             text = str(value)
-        if not text or " " in text or '"' in text or "=" in text or not text.isprintable():
+        if not text.isprintable():  # line breaks, other spaces, control characters: escape every one
+            text = json.dumps(text)
+        elif not text or " " in text or '"' in text or "=" in text:
             text = json.dumps(text, ensure_ascii=False)
         shown.append(text)
     return shown

@@ -93,9 +93,12 @@ def test_plain_and_json_formats() -> None:
         ("2633c543-1fa0-4950-9cb9-189d4b39451c", "2633c543-1fa0-4950-9cb9-189d4b39451c"),
         ("", '""'),
         ("two words", '"two words"'),
+        ("grüße", "grüße"),
+        ("grüße an alle", '"grüße an alle"'),  # printable: quoted, its letters as they are
         (" padded", '" padded"'),
         ("line\n", '"line\\n"'),
-        ("em\u2003space", '"em\u2003space"'),
+        ("em\u2003space", '"em\\u2003space"'),
+        ("C1\x9bcontrol é", '"C1\\u009bcontrol \\u00e9"'),
         ("esc\x1b[31m", '"esc\\u001b[31m"'),  # a control character never reaches the journal raw
         ('say "hi"', '"say \\"hi\\""'),
         ("a=b", '"a=b"'),
