@@ -41,14 +41,14 @@ $(BENCH_VENV)/.installed: requirements.txt worker/pyproject.toml
 	touch $@
 
 .PHONY: bench-venv
-bench-venv: $(BENCH_VENV)/.installed ## The worker in a venv of $$DEPLOY_PYTHON (default /usr/bin/python3), for the benchmarks
+bench-venv: $(BENCH_VENV)/.installed ## The worker in a venv of $DEPLOY_PYTHON (default /usr/bin/python3), for the benchmarks
 
 .PHONY: engine
 engine: ## Make a Docker engine answer (installs Debian's docker.io and starts dockerd when needed)
 	$(RESOURCES)/ensure-container-engine.sh
 
 .PHONY: image
-image: engine ## Build the local Debian 12 systemd image unless it exists ($$WARREN_IMAGE overrides)
+image: engine ## Build the local Debian 12 systemd image unless it exists ($WARREN_IMAGE overrides)
 	$(RESOURCES)/build-image.sh
 
 .PHONY: lint
