@@ -36,8 +36,8 @@ $(BENCH_VENV)/.installed: requirements.txt worker/pyproject.toml
 	$(DEPLOY_PYTHON) -c 'import ensurepip' 2>/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
 	$(DEPLOY_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	@# The worker and its dependencies at the controller's pins.
-	$(BENCH_VENV)/bin/pip install --quiet $$(grep -E '^(pika|prometheus-client)==' requirements.txt) -e ./worker
+	@# The worker with whatever it depends on at the controller's pins (pip takes no extras in a constraints file).
+	$(BENCH_VENV)/bin/pip install --quiet -c <(grep -v '\[' requirements.txt) -e ./worker
 	touch $@
 
 .PHONY: bench-venv
