@@ -50,6 +50,16 @@ def _plain_values(values: Iterable[Any]) -> list[Any]:
     return shown
 
 
+def _escaped(line: str) -> str:
+    """`line` with each character that is not printable as its JSON escape (`\\n`, `\\u001b`, `\\u2028`).
+
+    For whole lines, plain or JSON (inside a JSON string the escape reads back as the character): free text
+    can carry a publisher's message id or a broker's error text, and neither may end a line, hide what
+    follows or send a terminal escape to whoever reads the journal. Letters of any script stay as they are.
+    """
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in line)
+
+
 def _plain_fields(fields: dict[str, Any]) -> str:
     return " ".join([f"{k}={v}" for k, v in zip(fields, _plain_values(fields.values()), strict=True)])
 
@@ -68,7 +78,7 @@ class PlainFormatter(logging.Formatter):
         line = self.line(record.levelname, record.name, record.getMessage(), _fields(record))
         if record.exc_info:
             line += " | " + " | ".join(self.formatException(record.exc_info).splitlines())
-        return line.replace("\n", " ") if "\n" in line else line
+        return line if line.isprintable() else _escaped(line)
 
     @staticmethod
     def line(level: str, name: str, msg: str, fields: dict[str, Any]) -> str:
@@ -95,7 +105,8 @@ class JsonFormatter(logging.Formatter):
         doc = self.doc(record.levelname, record.name, record.getMessage(), _fields(record), record.created)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return _JSON.encode(doc)
+        line = _JSON.encode(doc)  # escapes C0 controls only, not C1 or U+2028 (ensure_ascii=False)
+        return line if line.isprintable() else _escaped(line)
 
     @staticmethod
     def doc(level: str, name: str, msg: str, fields: dict[str, Any], created: float) -> dict[str, Any]:
@@ -108,7 +119,7 @@ class JsonFormatter(logging.Formatter):
         # The document's members after "ts", without braces: `"level": ..., ...`; "ts" goes first.
         doc = cls.doc(level, name, msg, fixed, 0.0)
         del doc["ts"]
-        head = _JSON.encode(doc)[1:-1]
+        head = _escaped(_JSON.encode(doc)[1:-1])
 
         def render(values: tuple[Any, ...], extra: dict[str, Any] | None) -> str:
             created = round(time.time(), 3)
@@ -117,7 +128,8 @@ class JsonFormatter(logging.Formatter):
                 fields.update(extra)
             if not fields:
                 return f'{{"ts": {created!r}, {head}}}\n'
-            return f'{{"ts": {created!r}, {head}, {_JSON.encode(fields)[1:-1]}}}\n'
+            line = f'{{"ts": {created!r}, {head}, {_JSON.encode(fields)[1:-1]}}}'
+            return f"{line if line.isprintable() else _escaped(line)}\n"
 
         return render
 

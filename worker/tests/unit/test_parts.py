@@ -115,6 +115,40 @@ def test_plain_values_are_quoted_only_when_a_reader_needs_it(value: Any, shown: 
     assert line == f"INFO warren.outcome: m v={shown}"
 
 
+# What a publisher can put into a message id: a line break, a terminal escape (C0 and C1), a line
+# separator, a right-to-left override; and letters, which must stay readable.
+_HOSTILE_ID = "id\n\x1b[2J\x9b31m\u2028\u202egrüße"
+
+
+def test_plain_lines_carry_no_unprintable_character() -> None:
+    # An ordinary log message with a publisher's message id in its text (consumer.py's nack warning).
+    rec = logging.LogRecord(
+        "warren.worker", logging.WARNING, "f", 1, "requeueing message %s", (_HOSTILE_ID,), None
+    )
+    line = PlainFormatter().format(rec)
+    assert line == "WARNING warren.worker: requeueing message id\\n\\u001b[2J\\u009b31m\\u2028\\u202egrüße"
+    assert line.isprintable()
+
+
+def test_json_lines_carry_no_unprintable_character_and_read_back_unchanged() -> None:
+    rec = logging.LogRecord(
+        "warren.worker", logging.WARNING, "f", 1, "requeueing message %s", (_HOSTILE_ID,), None
+    )
+    rec.message_id = _HOSTILE_ID
+    line = JsonFormatter().format(rec)
+    assert line.isprintable() and "grüße" in line
+    doc = json.loads(line)
+    assert doc["msg"] == f"requeueing message {_HOSTILE_ID}" and doc["message_id"] == _HOSTILE_ID
+
+
+def test_json_outcome_lines_carry_no_unprintable_character(own_logging: None) -> None:
+    setup_logging("json", "INFO")
+    line = FieldLine(logging.getLogger("warren.outcome"), "message acked", {"queue": "q"}, ("message_id",))
+    rendered = line.render((_HOSTILE_ID,))
+    assert rendered is not None and rendered.endswith("\n") and rendered[:-1].isprintable()
+    assert json.loads(rendered)["message_id"] == _HOSTILE_ID
+
+
 @pytest.mark.parametrize(
     ("seconds", "us"), [(None, None), (0.0, 0), (0.0000004, 0), (0.000263871, 264), (2.5, 2_500_000)]
 )
