@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,22 @@ def publish_measured(
     own = (time.process_time() - cpu_start) / elapsed
     assert result.ok and result.confirmed == n, result
     return n / elapsed, own, (cpu_seconds(broker) - broker_start) / elapsed if broker else None
+
+
+def with_broker_cost(broker: int | None, n: int, consume: Callable[[], float]) -> tuple[float, float | None]:
+    """`consume()`'s msg/s, and the broker's CPU per message in µs meanwhile when its pid is given.
+
+    The broker's figure covers the consumer's connection set-up too (about a millisecond against seconds of
+    delivering): it tells a round where the broker delivered cheaply, and the tight consumer's rate with it,
+    from one where it did not (docs/benchmarks.md).
+    """
+    before = cpu_seconds(broker) if broker else 0.0
+    rate = consume()
+    return rate, (cpu_seconds(broker) - before) / n * 1e6 if broker else None
+
+
+def per_message(us: float | None) -> str:
+    return "" if us is None else f" (broker {us:.0f} us/msg)"
 
 
 def publish(vhost: str, queue: str, n: int) -> float:
@@ -380,14 +396,23 @@ def main() -> None:
             )
             for r in range(1, args.rounds + 1):
                 publishes += [publish_measured(vhost, q, n, broker) for q in noop_queues]
-                tight = run_reference("tight", vhost, "bench.tight", n)
-                tutorial = run_reference("tutorial", vhost, "bench.tutorial", n)
-                warren = run_warren(vhost, "bench.warren", n, "noop", 1000, 8, tmp, args.log_level)
+                tight, tight_broker = with_broker_cost(
+                    broker, n, lambda: run_reference("tight", vhost, "bench.tight", n)
+                )
+                tutorial, tutorial_broker = with_broker_cost(
+                    broker, n, lambda: run_reference("tutorial", vhost, "bench.tutorial", n)
+                )
+                warren, warren_broker = with_broker_cost(
+                    broker,
+                    n,
+                    lambda: run_warren(vhost, "bench.warren", n, "noop", 1000, 8, tmp, args.log_level),
+                )
                 rounds.append((tight, tutorial, warren))
                 print(
-                    f"   round {r}: tight {tight:,.0f} msg/s, tutorial {tutorial:,.0f} msg/s, "
-                    f"warren-worker {warren:,.0f} msg/s = {warren / tight:.2f}x tight, "
-                    f"{warren / tutorial:.1f}x tutorial",
+                    f"   round {r}: tight {tight:,.0f} msg/s{per_message(tight_broker)}, "
+                    f"tutorial {tutorial:,.0f} msg/s{per_message(tutorial_broker)}, "
+                    f"warren-worker {warren:,.0f} msg/s{per_message(warren_broker)} = "
+                    f"{warren / tight:.2f}x tight, {warren / tutorial:.1f}x tutorial",
                     flush=True,
                 )
             vs_tight = statistics.median(w / t for t, _, w in rounds)

@@ -38,3 +38,18 @@ def test_bench_queues_use_the_storage_version_the_broker_role_configures() -> No
     defaults = yaml.safe_load((REPO / "roles" / "rabbitmq" / "defaults" / "main.yml").read_text())
     version = defaults["rabbitmq_classic_queue_version"]
     assert {"x-queue-version": version} == throughput.APPLIANCE_QUEUE_ARGUMENTS
+
+
+def test_with_broker_cost_divides_the_brokers_cpu_meanwhile_by_the_messages() -> None:
+    def consume() -> float:  # this process stands in for the broker: 0.2 s of CPU for 1,000 messages
+        deadline = time.process_time() + 0.2
+        while time.process_time() < deadline:
+            pass
+        return 5_000.0
+
+    rate, us = throughput.with_broker_cost(os.getpid(), 1_000, consume)
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    assert rate == 5_000.0 and us is not None
+    assert abs(us - 200.0) <= (2 * tick + 0.02) / 1_000 * 1e6  # 200 us a message, within /proc's ticks
+    assert throughput.with_broker_cost(None, 1_000, lambda: 1.0) == (1.0, None)
+    assert throughput.per_message(52.4) == " (broker 52 us/msg)" and throughput.per_message(None) == ""
