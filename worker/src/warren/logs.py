@@ -50,14 +50,16 @@ def _plain_values(values: Iterable[Any]) -> list[Any]:
     return shown
 
 
-def _escaped(line: str) -> str:
-    """`line` with each character that is not printable as its JSON escape (`\\n`, `\\u001b`, `\\u2028`).
+def _printable(text: str) -> str:
+    """`text` with each character that is not printable as its JSON escape (`\\n`, `\\u001b`, `\\u2028`).
 
-    For whole lines, plain or JSON (inside a JSON string the escape reads back as the character): free text
-    can carry a publisher's message id or a broker's error text, and neither may end a line, hide what
+    For finished lines, plain or JSON (inside a JSON string the escape reads back as the character): free
+    text can carry a publisher's message id or a broker's error text, and neither may end a line, hide what
     follows or send a terminal escape to whoever reads the journal. Letters of any script stay as they are.
     """
-    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in line)
+    if text.isprintable():  # nearly always: one C scan, no copy
+        return text
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
 
 
 def _plain_fields(fields: dict[str, Any]) -> str:
@@ -78,7 +80,7 @@ class PlainFormatter(logging.Formatter):
         line = self.line(record.levelname, record.name, record.getMessage(), _fields(record))
         if record.exc_info:
             line += " | " + " | ".join(self.formatException(record.exc_info).splitlines())
-        return line if line.isprintable() else _escaped(line)
+        return _printable(line)
 
     @staticmethod
     def line(level: str, name: str, msg: str, fields: dict[str, Any]) -> str:
@@ -105,8 +107,7 @@ class JsonFormatter(logging.Formatter):
         doc = self.doc(record.levelname, record.name, record.getMessage(), _fields(record), record.created)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        line = _JSON.encode(doc)  # escapes C0 controls only, not C1 or U+2028 (ensure_ascii=False)
-        return line if line.isprintable() else _escaped(line)
+        return _printable(_JSON.encode(doc))  # the encoder escapes C0 controls only (ensure_ascii=False)
 
     @staticmethod
     def doc(level: str, name: str, msg: str, fields: dict[str, Any], created: float) -> dict[str, Any]:
@@ -119,7 +120,7 @@ class JsonFormatter(logging.Formatter):
         # The document's members after "ts", without braces: `"level": ..., ...`; "ts" goes first.
         doc = cls.doc(level, name, msg, fixed, 0.0)
         del doc["ts"]
-        head = _escaped(_JSON.encode(doc)[1:-1])
+        head = _printable(_JSON.encode(doc)[1:-1])
 
         def render(values: tuple[Any, ...], extra: dict[str, Any] | None) -> str:
             created = round(time.time(), 3)
@@ -128,8 +129,7 @@ class JsonFormatter(logging.Formatter):
                 fields.update(extra)
             if not fields:
                 return f'{{"ts": {created!r}, {head}}}\n'
-            line = f'{{"ts": {created!r}, {head}, {_JSON.encode(fields)[1:-1]}}}'
-            return f"{line if line.isprintable() else _escaped(line)}\n"
+            return f'{{"ts": {created!r}, {head}, {_printable(_JSON.encode(fields)[1:-1])}}}\n'
 
         return render
 
