@@ -149,7 +149,8 @@ def with_broker_cost(broker: int | None, n: int, consume: Callable[[], float]) -
     return rate, (cpu_seconds(broker) - before) / n * 1e6 if broker else None
 
 
-def per_message(us: float | None) -> str:
+def broker_note(us: float | None) -> str:
+    """The round line's note of the broker's CPU per message, empty when it was not measured."""
     return "" if us is None else f" (broker {us:.0f} us/msg)"
 
 
@@ -409,9 +410,9 @@ def main() -> None:
                 )
                 rounds.append((tight, tutorial, warren))
                 print(
-                    f"   round {r}: tight {tight:,.0f} msg/s{per_message(tight_broker)}, "
-                    f"tutorial {tutorial:,.0f} msg/s{per_message(tutorial_broker)}, "
-                    f"warren-worker {warren:,.0f} msg/s{per_message(warren_broker)} = "
+                    f"   round {r}: tight {tight:,.0f} msg/s{broker_note(tight_broker)}, "
+                    f"tutorial {tutorial:,.0f} msg/s{broker_note(tutorial_broker)}, "
+                    f"warren-worker {warren:,.0f} msg/s{broker_note(warren_broker)} = "
                     f"{warren / tight:.2f}x tight, {warren / tutorial:.1f}x tutorial",
                     flush=True,
                 )

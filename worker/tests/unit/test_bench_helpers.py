@@ -52,4 +52,4 @@ def test_with_broker_cost_divides_the_brokers_cpu_meanwhile_by_the_messages() ->
     assert rate == 5_000.0 and us is not None
     assert abs(us - 200.0) <= (2 * tick + 0.02) / 1_000 * 1e6  # 200 us a message, within /proc's ticks
     assert throughput.with_broker_cost(None, 1_000, lambda: 1.0) == (1.0, None)
-    assert throughput.per_message(52.4) == " (broker 52 us/msg)" and throughput.per_message(None) == ""
+    assert throughput.broker_note(52.4) == " (broker 52 us/msg)" and throughput.broker_note(None) == ""
