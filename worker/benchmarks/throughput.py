@@ -3,8 +3,8 @@
 
 1. no-op handler: warren-worker vs. a tight pika consumer (prefetch 1000, ack multiple every 250)
    vs. the tutorials' worker (prefetch 1, ack per message, sleep removed), in --rounds rounds of the three
-   back to back; the ratios are medians over the rounds (on a small shared VM one slow spell must not
-   decide a ratio);
+   back to back; the ratios are medians over the rounds (on a small shared VM a fast or slow spell of the
+   VM during one consumer's run must not decide a ratio, and such spells can span two rounds of three);
 2. I/O-bound handler sleeping 50 ms: warren-worker at concurrency 32 (the tutorial worker: 1/0.05 s);
 3. warren Publisher with confirms, bulk (pipelined).
 
@@ -347,7 +347,7 @@ def queue_arguments(text: str) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=100_000, help="messages per run (default 100000)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of the no-op comparison (default 3)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the no-op comparison (default 5)")
     ap.add_argument(
         "--log-level", default="INFO", help="warren-worker log level (INFO = one line per message)"
     )
