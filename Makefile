@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-RESOURCES := molecule/resources
+TOOLS := tools
 # The worker's benchmarks run it as the appliance does: in a venv of the distribution's own Python
 # (roles/warren_worker/vars/Debian.yml), not of whichever python3 comes first on PATH (this machine's is
 # pyenv's 3.11.7, which runs Warren's per-message path at half the speed of Debian's 3.11; docs/benchmarks.md).
@@ -45,11 +45,11 @@ bench-venv: $(BENCH_VENV)/.installed ## The worker in a venv of $DEPLOY_PYTHON (
 
 .PHONY: engine
 engine: ## Make a Docker engine answer (installs Debian's docker.io and starts dockerd when needed)
-	$(RESOURCES)/ensure-container-engine.sh
+	$(TOOLS)/ensure-container-engine.sh
 
 .PHONY: image
 image: engine ## Build the local Debian 12 systemd image unless it exists ($WARREN_IMAGE overrides)
-	$(RESOURCES)/build-image.sh
+	$(TOOLS)/build-image.sh
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy
@@ -71,14 +71,14 @@ integration: venv ## Worker integration tests against a real RabbitMQ on 127.0.0
 
 .PHONY: molecule
 molecule: venv image ## molecule test: converge site.yml into a systemd container, idempotence, testinfra verify
-	$(RESOURCES)/molecule-test.sh
+	$(TOOLS)/molecule-test.sh
 
 .PHONY: test
 test: lint unit integration molecule ## Everything CI runs
 
 .PHONY: demo
 demo: venv image ## Deploy Warren into a local container and show it processing the tutorials' events
-	$(RESOURCES)/demo.sh
+	$(TOOLS)/demo.sh
 
 .PHONY: demo-clean
 demo-clean: ## Remove the demo container
@@ -86,7 +86,7 @@ demo-clean: ## Remove the demo container
 
 .PHONY: bench-converge
 bench-converge: venv image ## Benchmark: first converge vs idempotent re-run
-	$(RESOURCES)/benchmark-converge.sh
+	$(TOOLS)/benchmark-converge.sh
 
 .PHONY: bench-worker
 bench-worker: bench-venv ## Benchmark: worker and publisher throughput against the local test broker

@@ -3,9 +3,9 @@
 # tutorials' example events, and show the workers processing them. Safe to run again: the container is reused
 # and the second converge changes nothing.
 set -euo pipefail
-project=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck source=molecule/resources/lib.sh
-source "$project/molecule/resources/lib.sh"
+project=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tools/lib.sh
+source "$project/tools/lib.sh"
 cd "$project"
 export PATH=$project/.venv/bin:$PATH ANSIBLE_CONFIG=$project/ansible.cfg
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark (prints figures; not a test): time of a first `site.yml` converge into a fresh container, time of
 # the idempotent re-run, their ratio, and the re-run's changed count. Goal: ratio <= 25 %, changed=0.
-# Usage: molecule/resources/benchmark-converge.sh     (uses and then removes container warren-bench)
+# Usage: tools/benchmark-converge.sh     (uses and then removes container warren-bench)
 set -euo pipefail
-project=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck source=molecule/resources/lib.sh
-source "$project/molecule/resources/lib.sh"
+project=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tools/lib.sh
+source "$project/tools/lib.sh"
 cd "$project"
 export PATH=$project/.venv/bin:$PATH ANSIBLE_CONFIG=$project/ansible.cfg
 # Per-task times, so the figures say where a re-run spends its time.

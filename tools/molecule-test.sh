@@ -2,7 +2,7 @@
 # `molecule test` with its output kept in .ansible/molecule-test.log. On failure the failed verify tests and
 # their assertion lines are repeated last: CI logs are often read from the tail, past molecule's destroy output.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 log=.ansible/molecule-test.log
 mkdir -p "$(dirname "$log")"
 # Wide lines: molecule wraps its output at the terminal width, 80 columns without a terminal.
