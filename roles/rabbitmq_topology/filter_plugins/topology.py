@@ -42,7 +42,7 @@ _INT = ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool))
 _LIST = ("a list", lambda v: _is_list(v))
 
 SCHEMAS = {
-    "vhosts": {"name": (*_STR, True)},
+    "vhosts": {"name": (*_STR, True), "default_queue_type": (*_STR, False)},
     "exchanges": {
         "name": (*_STR, True),
         "vhost": (*_STR, False),
@@ -176,10 +176,16 @@ def topology_errors(definitions, users=None, extra_exchange_types=None):
 
     # Names first, so that references can be checked against everything declared.
     vhosts = {}
+    default_types = {}
     for index, label, entry in sections["vhosts"]:
         name = _get(entry, "name", None, "vhosts")
+        default_type = _get(entry, "default_queue_type", "classic", "vhosts")
+        if default_type not in QUEUE_TYPES:
+            errors.append(f"{label}: unknown default_queue_type '{default_type}' (known: {_names(QUEUE_TYPES)})")
+            default_type = "classic"
         if name is None:
             continue
+        default_types.setdefault(name, default_type)
         if name == "":
             errors.append(f"{label}: name must not be empty")
         elif name in vhosts:
@@ -216,7 +222,7 @@ def topology_errors(definitions, users=None, extra_exchange_types=None):
         check_vhost(label, entry, "queues")
         name = _get(entry, "name", None, "queues")
         vhost = _vhost(entry, "queues")
-        queue_type = _get(entry, "type", "classic", "queues")
+        queue_type = _get(entry, "type", default_types.get(vhost, "classic"), "queues")
         arguments = _get(entry, "arguments", {}, "queues")
         if queue_type not in QUEUE_TYPES:
             errors.append(f"{label}: unknown queue type '{queue_type}' (known: {_names(QUEUE_TYPES)})")
@@ -383,11 +389,15 @@ def _policy_conflicts(queues, policies):
     return errors
 
 
-def _queue_arguments(queue):
+def _queue_arguments(queue, default_type):
+    """The queue's arguments, with x-queue-type unless it is classic in a vhost whose default is classic: omitting
+    it keeps a plain declaration equivalent. Quorum always gets it: RabbitMQ 3.10 imports definitions without the
+    vhost's default queue type (rabbitmq-server#5399), and a plain declaration is still equivalent where the
+    vhost's default is quorum."""
     arguments = dict(queue.get("arguments", {}))
-    # Classic is the broker's default type: omitting x-queue-type keeps plain declarations equivalent.
-    if queue.get("type", "classic") == "quorum":
-        arguments["x-queue-type"] = "quorum"
+    queue_type = queue.get("type", default_type)
+    if queue_type != "classic" or default_type != "classic":
+        arguments["x-queue-type"] = queue_type
     return arguments
 
 
@@ -397,6 +407,7 @@ def rendered(definitions):
     that would otherwise apply to the queue (the highest priority match), at one priority above it, so that the
     one policy RabbitMQ applies has both."""
     sections = {section: definitions.get(section) or [] for section in SECTIONS}
+    default_types = {vhost["name"]: vhost.get("default_queue_type", "classic") for vhost in sections["vhosts"]}
     user_policies = [(policy["name"], policy) for policy in sections["policies"]]
     generated = []
     for queue in sections["queues"]:
@@ -418,7 +429,13 @@ def rendered(definitions):
             }
         )
     return {
-        "vhosts": [{"name": vhost["name"]} for vhost in sections["vhosts"]],
+        "vhosts": [
+            {
+                "name": vhost["name"],
+                **({"default_queue_type": vhost["default_queue_type"]} if "default_queue_type" in vhost else {}),
+            }
+            for vhost in sections["vhosts"]
+        ],
         "exchanges": [
             {
                 "name": exchange["name"],
@@ -437,7 +454,7 @@ def rendered(definitions):
                 "vhost": queue.get("vhost", "/"),
                 "durable": queue.get("durable", True),
                 "auto_delete": queue.get("auto_delete", False),
-                "arguments": _queue_arguments(queue),
+                "arguments": _queue_arguments(queue, default_types.get(queue.get("vhost", "/"), "classic")),
             }
             for queue in sections["queues"]
         ],
@@ -524,6 +541,28 @@ def queues_to_migrate(definitions, broker_queues, broker_bindings):
             }
         )
     return migrations
+
+
+def vhosts_to_create(definitions, broker_vhosts):
+    """Vhosts of the rendered definitions with a default queue type: those to create before the import (RabbitMQ
+    3.10's import ignores the setting, `rabbitmqctl add_vhost --default-queue-type` does not), and one message per
+    existing vhost whose default differs, which RabbitMQ 3.10 and 3.11 cannot change."""
+    existing = {vhost["name"]: vhost.get("default_queue_type") or "classic" for vhost in broker_vhosts}
+    create, conflicts = [], []
+    for vhost in definitions["vhosts"]:
+        wanted = vhost.get("default_queue_type")
+        if wanted is None:
+            continue
+        if vhost["name"] not in existing:
+            create.append(vhost)
+        elif existing[vhost["name"]] != wanted:
+            conflicts.append(
+                f"vhost {vhost['name']!r} exists with default queue type {existing[vhost['name']]!r}, the topology "
+                f"says {wanted!r}: RabbitMQ 3.10 and 3.11 cannot change it (3.12 and later: rabbitmqctl "
+                f"update_vhost_metadata {vhost['name']} --default-queue-type {wanted}); or remove "
+                "default_queue_type and give the queues their type"
+            )
+    return {"create": create, "conflicts": conflicts}
 
 
 def migration_line(migration):
@@ -674,6 +713,7 @@ class FilterModule:
             "rabbitmq_topology_rendered": rendered,
             "rabbitmq_topology_queues_to_migrate": queues_to_migrate,
             "rabbitmq_topology_migration_line": migration_line,
+            "rabbitmq_topology_vhosts_to_create": vhosts_to_create,
             "rabbitmq_topology_module_permissions": module_permissions,
             "rabbitmq_topology_users_to_apply": users_to_apply,
         }

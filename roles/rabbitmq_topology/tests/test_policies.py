@@ -204,3 +204,57 @@ def test_defaults_do_not_change_under_the_filters():
     before = copy.deepcopy(defaults)
     rendered(defaults)
     assert defaults == before
+
+
+# ---- vhosts' default queue type ----
+
+
+def test_queues_take_their_vhosts_default_type():
+    definitions = {
+        "vhosts": [{"name": "/"}, {"name": "orders", "default_queue_type": "quorum"}],
+        "queues": [
+            {"name": "plain"},
+            {"name": "q", "vhost": "orders"},
+            {"name": "c", "vhost": "orders", "type": "classic"},
+            {"name": "bad", "vhost": "orders", "durable": False},
+        ],
+    }
+    # A queue without type in a quorum vhost is a quorum queue: the quorum rules apply to it.
+    assert errors_of(definitions) == ["queues[3] (bad): quorum queues must be durable (durable: false)"]
+    definitions["queues"].pop()
+    result = rendered(definitions)
+    assert result["vhosts"] == [{"name": "/"}, {"name": "orders", "default_queue_type": "quorum"}]
+    # Quorum keeps x-queue-type (3.10's import ignores the vhost default); classic needs it where quorum is default.
+    assert [q["arguments"] for q in result["queues"]] == [{}, {"x-queue-type": "quorum"}, {"x-queue-type": "classic"}]
+
+
+def test_unknown_default_queue_type():
+    definitions = {"vhosts": [{"name": "/", "default_queue_type": "stream"}], "queues": [{"name": "q"}]}
+    assert errors_of(definitions) == ["vhosts[0] (/): unknown default_queue_type 'stream' (known: classic, quorum)"]
+
+
+def test_vhosts_with_a_default_type_are_created_or_reported():
+    definitions = rendered(
+        {
+            "vhosts": [
+                {"name": "/"},
+                {"name": "new", "default_queue_type": "quorum"},
+                {"name": "same", "default_queue_type": "quorum"},
+                {"name": "other", "default_queue_type": "quorum"},
+                {"name": "unset", "default_queue_type": "classic"},
+            ]
+        }
+    )
+    broker = [
+        {"name": "/"},
+        {"name": "same", "default_queue_type": "quorum"},
+        {"name": "other", "default_queue_type": "classic"},
+        {"name": "unset"},  # 3.10 reports nothing for a vhost made without one: classic
+    ]
+    plan = topology_filters.vhosts_to_create(definitions, broker)
+    assert plan["create"] == [{"name": "new", "default_queue_type": "quorum"}]
+    assert plan["conflicts"] == [
+        "vhost 'other' exists with default queue type 'classic', the topology says 'quorum': RabbitMQ 3.10 and 3.11 "
+        "cannot change it (3.12 and later: rabbitmqctl update_vhost_metadata other --default-queue-type quorum); "
+        "or remove default_queue_type and give the queues their type"
+    ]
