@@ -258,3 +258,16 @@ def test_vhosts_with_a_default_type_are_created_or_reported():
         "cannot change it (3.12 and later: rabbitmqctl update_vhost_metadata other --default-queue-type quorum); "
         "or remove default_queue_type and give the queues their type"
     ]
+
+
+def test_migration_lines_of_the_stop_message(definitions):
+    broker = [
+        broker_queue("jobs", OLD_ARGUMENTS, messages=7, consumers=1),
+        broker_queue("order.events.warren-migration"),
+    ]
+    lines = [topology_filters.migration_line(m) for m in queues_to_migrate(definitions, broker, [])]
+    assert lines == [
+        "- vhost '/' queue 'order.events': an earlier migration left messages in 'order.events.warren-migration'",
+        "- vhost '/' queue 'jobs': 7 message(s), 1 consumer(s); arguments on the broker "
+        "{'x-dead-letter-exchange': 'warren.dlx', 'x-dead-letter-routing-key': 'jobs'}, in the topology {}",
+    ]
