@@ -121,7 +121,7 @@ channel.basic_consume(
 channel.start_consuming()
 """
 RUN_WORKER = """\
-timeout 15 /opt/warren/venv/bin/python -u /tmp/worker.py > /tmp/worker.out 2>&1 &
+timeout 12 /opt/warren/venv/bin/python -u /tmp/worker.py > /tmp/worker.out 2>&1 &
 sleep 3
 rabbitmqadmin publish routing_key=jobs payload='{"job":"test1"}'
 rabbitmqadmin publish routing_key=jobs payload='{"job":"hello1"}'
