@@ -546,7 +546,7 @@ def queues_to_migrate(definitions, broker_queues, broker_bindings):
 def vhosts_to_create(definitions, broker_vhosts):
     """Vhosts of the rendered definitions with a default queue type: those to create before the import (RabbitMQ
     3.10's import ignores the setting, `rabbitmqctl add_vhost --default-queue-type` does not), and one message per
-    existing vhost whose default differs, which RabbitMQ 3.10 and 3.11 cannot change."""
+    existing vhost whose default differs, which RabbitMQ 3.10 cannot change."""
     existing = {vhost["name"]: vhost.get("default_queue_type") or "classic" for vhost in broker_vhosts}
     create, conflicts = [], []
     for vhost in definitions["vhosts"]:
@@ -558,7 +558,7 @@ def vhosts_to_create(definitions, broker_vhosts):
         elif existing[vhost["name"]] != wanted:
             conflicts.append(
                 f"vhost {vhost['name']!r} exists with default queue type {existing[vhost['name']]!r}, the topology "
-                f"says {wanted!r}: RabbitMQ 3.10 and 3.11 cannot change it (3.12 and later: rabbitmqctl "
+                f"says {wanted!r}: RabbitMQ 3.10 cannot change it (newer releases: rabbitmqctl "
                 f"update_vhost_metadata {vhost['name']} --default-queue-type {wanted}); or remove "
                 "default_queue_type and give the queues their type"
             )

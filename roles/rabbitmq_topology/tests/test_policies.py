@@ -254,8 +254,8 @@ def test_vhosts_with_a_default_type_are_created_or_reported():
     plan = topology_filters.vhosts_to_create(definitions, broker)
     assert plan["create"] == [{"name": "new", "default_queue_type": "quorum"}]
     assert plan["conflicts"] == [
-        "vhost 'other' exists with default queue type 'classic', the topology says 'quorum': RabbitMQ 3.10 and 3.11 "
-        "cannot change it (3.12 and later: rabbitmqctl update_vhost_metadata other --default-queue-type quorum); "
+        "vhost 'other' exists with default queue type 'classic', the topology says 'quorum': RabbitMQ 3.10 cannot "
+        "change it (newer releases: rabbitmqctl update_vhost_metadata other --default-queue-type quorum); "
         "or remove default_queue_type and give the queues their type"
     ]
 
