@@ -24,6 +24,9 @@ description:
     its time to live starts again.
   - Messages published to the queue by name through the default exchange while it is deleted are returned
     unroutable to their publisher; publishers through the queue's bindings reach the temporary queue.
+  - A moved message arrives from the default exchange with the queue's name as routing key; the exchange and
+    routing key it was published with are kept in the headers x-warren-exchange and x-warren-routing-key (unless
+    it has them already), which Warren's workers route by.
 options:
   queue:
     description: One entry of the filter rabbitmq_topology_queues_to_migrate.
@@ -41,6 +44,9 @@ options:
 """
 
 EXPIRATION_HEADER = "x-warren-migration-expiration"
+# A moved message is delivered from the default exchange with the queue's name as routing key; Warren's workers
+# route by these headers when present (the retries' own), so the first move writes them if they are missing.
+ORIGIN_HEADERS = ("x-warren-exchange", "x-warren-routing-key")
 
 
 class MigrationError(Exception):
@@ -87,6 +93,8 @@ class Migration:
             if method is None:
                 return moved
             headers = dict(properties.headers or {})
+            if not back and not all(key in headers for key in ORIGIN_HEADERS):
+                headers.update(zip(ORIGIN_HEADERS, (method.exchange, method.routing_key), strict=True))
             if back:
                 if EXPIRATION_HEADER in headers:
                     properties.expiration = headers.pop(EXPIRATION_HEADER)
