@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from warren.cli import InputError, parse_line, publish_main
+from warren.publish_cli import InputError, failure_status, parse_line, publish_main
+from warren.publisher import AccessRefused, PublishError, Unconfirmed
 
 
 def test_parse_line_envelope_or_plain_body() -> None:
@@ -70,3 +71,10 @@ def test_publish_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "give exactly one of" in capsys.readouterr().err
     assert publish_main(["{}"]) == 2
     assert "--routing-key is required" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_as_a_whole_exits_by_the_exceptions_type() -> None:
+    # Decided by type, never by searching the exception's text.
+    assert failure_status(AccessRefused("access refused: 403")) == 77
+    assert failure_status(Unconfirmed("StreamLostError; 5 messages confirmed, 3 unconfirmed")) == 4
+    assert failure_status(PublishError("cannot connect: AMQPConnectionError: confirmed")) == 69

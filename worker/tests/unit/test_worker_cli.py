@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from warren.cli import GC_YOUNG_THRESHOLD, tune_gc
+from warren.worker_cli import GC_YOUNG_THRESHOLD, tune_gc
 
 
 def test_tune_gc_freezes_startup_objects_and_collects_young_ones_less_often() -> None:
