@@ -17,6 +17,10 @@ def no_wake() -> None:
     pass
 
 
+def pool_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("test-pool-")]
+
+
 def test_pool_runs_work_on_at_most_size_threads_and_stops() -> None:
     names: set[str] = set()
     running = peak = 0
@@ -42,7 +46,7 @@ def test_pool_runs_work_on_at_most_size_threads_and_stops() -> None:
         assert done.acquire(timeout=WAIT)
     pool.shutdown()
     assert peak <= 3 and names <= {"test-pool-0", "test-pool-1", "test-pool-2"} and len(names) > 1
-    assert not any(t.is_alive() for t in pool._threads)
+    assert pool_threads() == []
 
 
 def test_pool_outlives_a_failing_run_and_drops_queued_work_on_shutdown_without_wait() -> None:
@@ -64,7 +68,7 @@ def test_pool_outlives_a_failing_run_and_drops_queued_work_on_shutdown_without_w
     assert started.wait(WAIT)  # the one thread survived n=0 and now holds n=1
     pool.shutdown(wait=False)  # 2, 3, 4 never start
     release.set()
-    pool._threads[0].join(WAIT)
+    wait_for(lambda: pool_threads() == [])
     assert ran == [1]
 
 
@@ -72,7 +76,7 @@ def test_pool_runs_nothing_before_start_and_shuts_down_unstarted() -> None:
     ran: list[int] = []
     pool = HandlerPool(2, ran.append, "test-pool", no_wake)
     pool.submit((1,))
-    assert not any(t.is_alive() for t in pool._threads)
+    assert pool_threads() == []
     pool.shutdown()  # returns: nothing to join
     assert ran == []
 
