@@ -32,7 +32,7 @@ class Metrics(Collector):
     def __init__(self, queue: str) -> None:
         self.queue = queue
         self.registry = CollectorRegistry()
-        # A plain dict: a Counter's item access is a subclass's, about 1,000 instructions more per count.
+        # A plain dict: a Counter's item access goes through a subclass, on every message.
         self._counts: dict[str, int] = dict.fromkeys((*Action, "failed"), 0)
         self._latency_buckets = [0] * (len(_BUCKETS) + 1)  # the last one is +Inf
         self._latency_sum = 0.0

@@ -29,8 +29,7 @@ log = logging.getLogger("warren.publisher")
 DEFAULT_URL = "amqp://127.0.0.1:5672/"
 # Unconfirmed messages in flight. The broker confirms persistent messages in batches, after they reach
 # disk; a window smaller than what arrives during one such batch leaves the broker idle while the
-# publisher waits. On the benchmark VM bulk throughput rose from 7,600 (window 1000) through 9,900 (4000)
-# to 10,400-11,500 msg/s at 8000, no better beyond (docs/benchmarks.md).
+# publisher waits; 8000 is where the bulk benchmark stopped gaining (docs/perf-notes.md).
 DEFAULT_WINDOW = 8000
 
 # One encoder for every message: json.dumps with non-default options builds a new one per call. NaN and
