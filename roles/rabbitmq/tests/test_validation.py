@@ -45,13 +45,17 @@ def assert_refused(result, message, secret=None):
     "overrides",
     [
         {},
-        {"rabbitmq_erlang_cookie": "Z9" * 10},  # the shortest allowed
-        {"rabbitmq_erlang_cookie": "a1" * 127 + "b"},  # the longest allowed, 255
-        {"rabbitmq_admin_password": "x" * 12},
-        {"rabbitmq_amqp_port": 1, "rabbitmq_management_port": 65535, "rabbitmq_prometheus_port": 15692},
-        {"rabbitmq_vm_memory_high_watermark": 0.95, "rabbitmq_nofile_limit": 65536},
+        {  # every value just inside its limit
+            "rabbitmq_erlang_cookie": "Z9" * 10,
+            "rabbitmq_admin_password": "x" * 12,
+            "rabbitmq_amqp_port": 1,
+            "rabbitmq_management_port": 65535,
+            "rabbitmq_vm_memory_high_watermark": 0.99,
+            "rabbitmq_nofile_limit": 65536,
+        },
+        {"rabbitmq_erlang_cookie": "a1" * 127 + "b"},  # the longest cookie allowed, 255
     ],
-    ids=["defaults", "cookie-20", "cookie-255", "password-12", "ports-at-the-limits", "limits-at-the-edge"],
+    ids=["defaults", "at-the-limits", "cookie-255"],
 )
 def test_good_values_pass(tmp_path, overrides):
     result = run_validation(tmp_path, **overrides)
@@ -61,8 +65,8 @@ def test_good_values_pass(tmp_path, overrides):
 
 @pytest.mark.parametrize(
     "cookie",
-    ["Short1234567890abcd", "a1" * 128, "has-a-dash-in-it-0123", "has spaces in the cookie", ""],
-    ids=["19-characters", "256-characters", "dash", "spaces", "empty"],
+    ["Short1234567890abcd", "a1" * 128, "has-a-dash-in-it-0123", ""],
+    ids=["19-characters", "256-characters", "dash", "empty"],
 )
 def test_bad_erlang_cookie_is_refused(tmp_path, cookie):
     assert_refused(run_validation(tmp_path, rabbitmq_erlang_cookie=cookie), COOKIE_ERROR, secret=cookie)
@@ -88,11 +92,9 @@ def test_bad_administrator_account_is_refused(tmp_path, overrides):
     [
         ({"rabbitmq_amqp_port": 0}, "0, 15672, 15692"),
         ({"rabbitmq_prometheus_port": 65536}, "5672, 15672, 65536"),
-        ({"rabbitmq_management_port": -1}, "5672, -1, 15692"),
         ({"rabbitmq_management_port": 5672}, "5672, 5672, 15692"),
-        ({"rabbitmq_amqp_port": 15692}, "15692, 15672, 15692"),
     ],
-    ids=["zero", "above-65535", "negative", "amqp-equals-management", "amqp-equals-prometheus"],
+    ids=["zero", "above-65535", "two-listeners-on-one-port"],
 )
 def test_bad_listener_ports_are_refused(tmp_path, overrides, shown):
     assert_refused(
@@ -107,11 +109,9 @@ def test_bad_listener_ports_are_refused(tmp_path, overrides, shown):
     [
         ({"rabbitmq_vm_memory_high_watermark": 0}, "0", "65536"),
         ({"rabbitmq_vm_memory_high_watermark": 1}, "1", "65536"),
-        ({"rabbitmq_vm_memory_high_watermark": 1.5}, "1.5", "65536"),
-        ({"rabbitmq_vm_memory_high_watermark": -0.4}, "-0.4", "65536"),
         ({"rabbitmq_nofile_limit": 1024}, "0.4", "1024"),
     ],
-    ids=["watermark-0", "watermark-1", "watermark-above-1", "watermark-negative", "nofile-1024"],
+    ids=["watermark-0", "watermark-1", "nofile-1024"],
 )
 def test_bad_resource_limits_are_refused(tmp_path, overrides, watermark, nofile):
     assert_refused(
