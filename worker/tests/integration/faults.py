@@ -22,8 +22,8 @@ from conftest import HOST, _listening, rabbitmqctl, wait_for
 def broker_app_stopped() -> Iterator[None]:
     """Stop the RabbitMQ application (the node stays up; listeners close, connections are forced shut), and
     start it again on the way out, whatever happened in between, waiting until 5672 accepts connections."""
-    rabbitmqctl("stop_app")
     try:
+        rabbitmqctl("stop_app")
         wait_for(lambda: not _listening(), 30, "the AMQP listener to close")
         yield
     finally:
