@@ -29,7 +29,8 @@ def publish(mq: Broker, bodies: list[dict[str, object]]) -> list[str]:
 
 
 def test_drain_with_more_queued_than_prefetch_handles_only_what_it_holds(mq: Broker) -> None:
-    ids = publish(mq, [{"i": i, "sleep": 1.0} for i in range(10)])
+    # Each handler runs 2 s, far longer than a SIGTERM takes to cancel the consumer: no ack frees a slot.
+    ids = publish(mq, [{"i": i, "sleep": 2.0} for i in range(10)])
     config = mq.write_config("test.work", HANDLER, consumer={"prefetch": 4, "concurrency": 4})
     proc, log = mq.start_worker(config)
     wait_for(lambda: len(mq.records()) >= 4, 15, "the four prefetched messages to start")
