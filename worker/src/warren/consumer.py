@@ -281,6 +281,9 @@ class Worker:
             )
             self.abandoned_work = unfinished > 0
             self._close_connection()
+        session = self.session
+        if session is not None and session.channel.is_open:
+            session.requeue_due(now)
         self.notifier.watchdog_if_due()
         flush_logs()
         if self.notifier.status_due():

@@ -9,6 +9,7 @@ the message) and is dropped. Every method runs on the I/O loop thread.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from warren.outcomes import Outcome
 
 log = logging.getLogger("warren.worker")
+
+# A republish the broker refused (a full retry queue with reject-publish, a broker that cannot store) is
+# requeued only after this long: at once, the message would come straight back, fail again and be refused
+# again, hundreds of times a second, with no attempt counted.
+REFUSED_REQUEUE_SECONDS = 5.0
 
 
 class Delivery:
@@ -53,7 +59,7 @@ class Delivery:
             self.attempt, self.exchange, self.routing_key = 1, deliver.exchange, deliver.routing_key
         self.message_id: str | None = props.message_id
         self.done = False  # ready to be acked
-        self.held = False  # republish was unroutable: keep unacked until the channel goes away
+        self.held = False  # republish unroutable or refused: not acked (see Session.confirmed)
         self.returned = False
         self.outcome: Outcome | None = None
 
@@ -69,6 +75,8 @@ class Session:
         # Publish sequence number -> (delivery republished, exchange it went to), in publish order.
         self._confirms: OrderedDict[int, tuple[Delivery, str]] = OrderedDict()
         self._publish_seq = 0
+        # Delivery tag -> when a held delivery whose republish was refused goes back to its queue.
+        self._requeue_at: dict[int, float] = {}
 
     def receive(self, deliver: Any, props: Any, body: bytes) -> Delivery:
         """Track a new delivery (pika's Basic.Deliver, its properties and body) until it is acked."""
@@ -102,6 +110,7 @@ class Session:
         self._unacked.clear()
         self._ack_ready.clear()
         self._confirms.clear()
+        self._requeue_at.clear()
         return in_flight
 
     # ---- acks -----------------------------------------------------------------------------------
@@ -157,7 +166,8 @@ class Session:
     def confirmed(self, frame: Any) -> list[Delivery]:
         """Settle the republishes a Basic.Ack or Basic.Nack confirms; returns those now done.
 
-        Nacked: the original is requeued. Returned unroutable: it is held, unacked, until the channel goes.
+        Nacked: the original is held and requeued after REFUSED_REQUEUE_SECONDS (`requeue_due`). Returned
+        unroutable: it is held, unacked, until the channel goes.
         """
         method = frame.method
         acked = isinstance(method, pika.spec.Basic.Ack)
@@ -172,12 +182,26 @@ class Session:
         finished: list[Delivery] = []
         for d in settled:
             if not acked:
-                log.warning("broker refused to store a republish (nack); requeueing message %s", d.message_id)
-                self.channel.basic_nack(d.tag, requeue=True)
-                self._unacked.pop(d.tag, None)
+                log.warning(
+                    "broker refused to store a republish (nack); requeueing message %s in %.0fs",
+                    d.message_id,
+                    REFUSED_REQUEUE_SECONDS,
+                )
+                d.held = True
+                self._requeue_at[d.tag] = time.monotonic() + REFUSED_REQUEUE_SECONDS
             elif d.returned:
                 d.held = True
             else:
                 finished.append(d)
         self.done(finished)
         return finished
+
+    def requeue_due(self, now: float) -> None:
+        """Requeue the refused deliveries whose wait is over (called from the worker's tick)."""
+        if not self._requeue_at:
+            return
+        for tag, due in list(self._requeue_at.items()):
+            if due <= now:
+                del self._requeue_at[tag]
+                self._unacked.pop(tag)
+                self.channel.basic_nack(tag, requeue=True)

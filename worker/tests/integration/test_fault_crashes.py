@@ -17,6 +17,7 @@ from faults import acked_ids, broker_app_stopped, duplicates, handled_ids, repor
 from test_consume import outcome_lines, stop
 
 from warren.publisher import OutgoingMessage, Publisher
+from warren.session import REFUSED_REQUEUE_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -121,6 +122,11 @@ def test_nacked_retry_republish_requeues_the_original(mq: Broker) -> None:
 
     wait_for(nack_warning, 15, "a warning about the refused republish")
     assert mid in nack_warning()[0]
+    # Requeued after a pause, not at once: an immediate requeue comes straight back, fails and is refused
+    # again, hundreds of times a second.
+    wait_for(lambda: len(nack_warning()) >= 2, 20, "the requeued original to be refused a second time")
+    first, second = sorted(r["t"] for r in mq.records() if r["message_id"] == mid)[:2]
+    assert second - first >= REFUSED_REQUEUE_SECONDS
     assert stop(proc) == 0
     assert not outcome_lines(log, "acked") and not outcome_lines(log, "retried")
     assert not outcome_lines(log, "dead-lettered")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pika
 from conftest import FakeChannel, Props, confirm, deliver
 
-from warren.session import Session
+from warren.session import REFUSED_REQUEUE_SECONDS, Session
 
 
 def test_acks_are_coalesced_and_stragglers_do_not_block() -> None:
@@ -62,13 +64,21 @@ def test_a_republished_delivery_is_acked_only_once_the_broker_confirms() -> None
     assert ch.acks[1:] == [(3, False)] and session.in_flight == 0
 
 
-def test_a_nacked_republish_requeues_the_original() -> None:
+def test_a_nacked_republish_requeues_the_original_after_a_pause() -> None:
     ch = FakeChannel()
     session = Session(ch, "order.events")
     d = session.receive(deliver(5), Props(), b"{}")
     session.publish(d, "warren.retry", "props")
+    refused_at = time.monotonic()
     assert session.confirmed(confirm(1, ack=False)) == []
+    # Held, not requeued at once (it would come straight back and be refused again); a drain need not wait.
+    assert ch.nacks == [] and ch.acks == [] and session.in_flight == 1 and session.settled()
+    session.requeue_due(refused_at + REFUSED_REQUEUE_SECONDS - 0.5)
+    assert ch.nacks == []
+    session.requeue_due(refused_at + REFUSED_REQUEUE_SECONDS + 0.5)
     assert ch.nacks == [(5, True)] and ch.acks == [] and session.in_flight == 0
+    session.requeue_due(refused_at + 2 * REFUSED_REQUEUE_SECONDS)
+    assert ch.nacks == [(5, True)]
 
 
 def test_an_unroutable_republish_holds_its_original_until_the_channel_goes() -> None:
