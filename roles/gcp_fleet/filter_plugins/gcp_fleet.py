@@ -33,7 +33,6 @@ SSH_KEY_RE = re.compile(
 )
 AUTH_KINDS = ("application", "serviceaccount")
 SSH_SOURCES = ("admin", "iap")
-ROLES = ("rabbitmq", "workers")
 RESERVED_LABELS = ("warren-fleet", "warren-role")
 FIREWALL_SUFFIXES = ("amqp", "management", "prometheus", "cluster", "ssh")
 
@@ -422,8 +421,57 @@ def specs(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def ssh_wait_addresses(results: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, str]]:
+    """The instances whose SSH the controller can wait for: {name, address} for each with an external IP, when
+    SSH is open from the admin CIDRs. With gcp_fleet_ssh_source iap only Google's IAP range reaches port 22 (an
+    external IP would time out), and without external IPs there is nothing the controller could reach directly:
+    then nothing is waited for here and the first play's connection is the check."""
+    if settings.get("ssh_source") != "admin":
+        return []
+    addresses = []
+    for result in results:
+        configs = ((result.get("networkInterfaces") or [{}])[0].get("accessConfigs")) or []
+        nat_ip = configs[0].get("natIP") if configs else None
+        if nat_ip:
+            addresses.append({"name": str(result.get("name")), "address": str(nat_ip)})
+    return addresses
+
+
+def instance_drift(results: list[dict[str, Any]]) -> list[str]:
+    """What google.cloud.gcp_compute_instance leaves stale on an instance that already exists: it updates labels,
+    machine type and a few more fields, but not the metadata (the ssh-keys the deployment logs in with) nor the
+    network tags (the firewall rules' sources and targets). One message per stale field, with the command that
+    applies it."""
+    messages = []
+    for result in results:
+        spec = result.get("item") or {}
+        name, zone = spec.get("name"), spec.get("zone")
+        wanted_key = (spec.get("metadata") or {}).get("ssh-keys")
+        actual_key = (result.get("metadata") or {}).get("ssh-keys")
+        if wanted_key is not None and actual_key != wanted_key:
+            messages.append(
+                f"{name}: its ssh-keys metadata is not gcp_fleet_ssh_user/gcp_fleet_ssh_public_key's; apply it with "
+                f"`gcloud compute instances add-metadata {name} --zone {zone} --metadata ssh-keys='{wanted_key}'`."
+            )
+        wanted_tags = sorted((spec.get("tags") or {}).get("items") or [])
+        actual_tags = sorted((result.get("tags") or {}).get("items") or [])
+        if actual_tags != wanted_tags:
+            messages.append(
+                f"{name}: its network tags are {actual_tags or 'none'}, the fleet's are {wanted_tags}; apply them with "
+                f"`gcloud compute instances add-tags {name} --zone {zone} --tags {','.join(wanted_tags)}`"
+                + (
+                    f" and `gcloud compute instances remove-tags {name} --zone {zone} --tags "
+                    f"{','.join(sorted(set(actual_tags) - set(wanted_tags)))}`"
+                    if set(actual_tags) - set(wanted_tags)
+                    else ""
+                )
+                + "."
+            )
+    return messages
+
+
 class FilterModule:
-    """Validation (lists of problems), specs (module parameters) and the teardown's names."""
+    """Validation (lists of problems), specs (module parameters), the teardown's names and the post-create checks."""
 
     def filters(self):
         return {
@@ -432,4 +480,6 @@ class FilterModule:
             "gcp_fleet_teardown_errors": validate_teardown,
             "gcp_fleet_firewall_names": firewall_names,
             "gcp_fleet_network_ref": network_ref,
+            "gcp_fleet_ssh_wait_addresses": ssh_wait_addresses,
+            "gcp_fleet_instance_drift": instance_drift,
         }

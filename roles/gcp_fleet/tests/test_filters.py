@@ -231,3 +231,56 @@ def test_teardown_needs_confirmation():
     assert gcp.validate_teardown(settings(teardown_confirm="warren")) == []
     # Teardown does not need the provisioning-only values.
     assert gcp.validate_teardown(settings(teardown_confirm="warren", admin_cidrs=[], ssh_public_key="")) == []
+
+
+def _created(name, nat_ip=None, ssh_keys=None, tags=None, spec_key=KEY, spec_tags=("warren-rabbitmq",)):
+    """One result of the instances task: the module's view of the instance, and the spec it was called with."""
+    interface = {"networkIP": "10.42.0.2"}
+    if nat_ip:
+        interface["accessConfigs"] = [{"name": "External NAT", "type": "ONE_TO_ONE_NAT", "natIP": nat_ip}]
+    spec = {
+        "name": name,
+        "zone": "europe-west4-b",
+        "metadata": {"ssh-keys": f"warren-admin:{spec_key}", "enable-oslogin": "FALSE"},
+        "tags": {"items": list(spec_tags)},
+    }
+    return {
+        "name": name,
+        "networkInterfaces": [interface],
+        "metadata": {"ssh-keys": ssh_keys if ssh_keys is not None else f"warren-admin:{spec_key}"},
+        "tags": {"fingerprint": "abc", "items": list(tags if tags is not None else spec_tags)},
+        "item": spec,
+    }
+
+
+def test_item3_with_iap_ssh_nothing_is_waited_for_on_external_ips():
+    results = [_created("warren-rabbitmq-1", "203.0.113.10"), _created("warren-worker-1", "203.0.113.11")]
+    assert gcp.ssh_wait_addresses(results, settings(ssh_source="iap")) == []
+
+
+def test_item3_with_admin_ssh_the_external_ips_are_waited_for_and_internal_only_instances_skipped():
+    results = [_created("warren-rabbitmq-1", "203.0.113.10"), _created("warren-worker-1")]
+    assert gcp.ssh_wait_addresses(results, settings(ssh_source="admin")) == [
+        {"name": "warren-rabbitmq-1", "address": "203.0.113.10"}
+    ]
+
+
+def test_item4_instances_matching_their_spec_have_no_drift():
+    assert gcp.instance_drift([_created("warren-rabbitmq-1", "203.0.113.10")]) == []
+
+
+def test_item4_a_changed_ssh_key_on_an_existing_instance_is_reported_with_the_command_that_applies_it():
+    old_key = "warren-admin:ssh-ed25519 AAAAold old@warren"
+    [message] = gcp.instance_drift([_created("warren-rabbitmq-1", ssh_keys=old_key)])
+    assert message.startswith("warren-rabbitmq-1: its ssh-keys metadata is not gcp_fleet_ssh_user/")
+    assert (
+        "gcloud compute instances add-metadata warren-rabbitmq-1 --zone europe-west4-b "
+        f"--metadata ssh-keys='warren-admin:{KEY}'" in message
+    )
+
+
+def test_item4_changed_network_tags_are_reported_with_add_and_remove_commands():
+    [message] = gcp.instance_drift([_created("warren-worker-1", tags=["old-tag"], spec_tags=["warren-worker"])])
+    assert "its network tags are ['old-tag'], the fleet's are ['warren-worker']" in message
+    assert "gcloud compute instances add-tags warren-worker-1 --zone europe-west4-b --tags warren-worker" in message
+    assert "gcloud compute instances remove-tags warren-worker-1 --zone europe-west4-b --tags old-tag" in message
