@@ -437,35 +437,44 @@ def ssh_wait_addresses(results: list[dict[str, Any]], settings: dict[str, Any]) 
     return addresses
 
 
-def instance_drift(results: list[dict[str, Any]]) -> list[str]:
-    """What google.cloud.gcp_compute_instance leaves stale on an instance that already exists: it updates labels,
-    machine type and a few more fields, but not the metadata (the ssh-keys the deployment logs in with) nor the
-    network tags (the firewall rules' sources and targets). One message per stale field, with the command that
-    applies it."""
+def _metadata(metadata: Any) -> dict[str, Any]:
+    """Instance metadata as key -> value, from the API's {"items": [{"key", "value"}]} or an already decoded map."""
+    metadata = metadata or {}
+    if isinstance(metadata.get("items"), list):
+        return {str(entry.get("key")): entry.get("value") for entry in metadata["items"] if isinstance(entry, dict)}
+    return dict(metadata)
+
+
+def instance_drift(existing: list[dict[str, Any]], instances: list[dict[str, Any]]) -> list[str]:
+    """What google.cloud.gcp_compute_instance would leave stale on the instances that already exist (as the API
+    lists them): it updates labels, machine type and a few more fields, but not the metadata (the ssh-keys the
+    deployment logs in with) nor the network tags (the firewall rules' sources and targets). One message per
+    stale field, with the command that applies it."""
+    found = {str(resource.get("name")): resource for resource in existing or []}
     messages = []
-    for result in results:
-        spec = result.get("item") or {}
-        name, zone = spec.get("name"), spec.get("zone")
-        wanted_key = (spec.get("metadata") or {}).get("ssh-keys")
-        actual_key = (result.get("metadata") or {}).get("ssh-keys")
-        if wanted_key is not None and actual_key != wanted_key:
+    for spec in instances:
+        name, zone = spec["name"], spec["zone"]
+        resource = found.get(name)
+        if resource is None:
+            continue  # created from the spec
+        wanted_key = spec["metadata"]["ssh-keys"]
+        if _metadata(resource.get("metadata")).get("ssh-keys") != wanted_key:
             messages.append(
                 f"{name}: its ssh-keys metadata is not gcp_fleet_ssh_user/gcp_fleet_ssh_public_key's; apply it with "
                 f"`gcloud compute instances add-metadata {name} --zone {zone} --metadata ssh-keys='{wanted_key}'`."
             )
-        wanted_tags = sorted((spec.get("tags") or {}).get("items") or [])
-        actual_tags = sorted((result.get("tags") or {}).get("items") or [])
+        wanted_tags = sorted(spec["tags"]["items"])
+        actual_tags = sorted((resource.get("tags") or {}).get("items") or [])
         if actual_tags != wanted_tags:
+            extra_tags = sorted(set(actual_tags) - set(wanted_tags))
+            remove = (
+                f" and `gcloud compute instances remove-tags {name} --zone {zone} --tags {','.join(extra_tags)}`"
+                if extra_tags
+                else ""
+            )
             messages.append(
                 f"{name}: its network tags are {actual_tags or 'none'}, the fleet's are {wanted_tags}; apply them with "
-                f"`gcloud compute instances add-tags {name} --zone {zone} --tags {','.join(wanted_tags)}`"
-                + (
-                    f" and `gcloud compute instances remove-tags {name} --zone {zone} --tags "
-                    f"{','.join(sorted(set(actual_tags) - set(wanted_tags)))}`"
-                    if set(actual_tags) - set(wanted_tags)
-                    else ""
-                )
-                + "."
+                f"`gcloud compute instances add-tags {name} --zone {zone} --tags {','.join(wanted_tags)}`{remove}."
             )
     return messages
 

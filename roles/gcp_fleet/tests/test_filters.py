@@ -265,22 +265,40 @@ def test_item3_with_admin_ssh_the_external_ips_are_waited_for_and_internal_only_
     ]
 
 
-def test_item4_instances_matching_their_spec_have_no_drift():
-    assert gcp.instance_drift([_created("warren-rabbitmq-1", "203.0.113.10")]) == []
+def _existing(spec, ssh_keys=None, tags=None):
+    """An instance as the API lists it (gcp_compute_instance_info): metadata as key/value items."""
+    return {
+        "name": spec["name"],
+        "metadata": {
+            "fingerprint": "xyz",
+            "items": [{"key": "ssh-keys", "value": ssh_keys or spec["metadata"]["ssh-keys"]}],
+        },
+        "tags": {"fingerprint": "abc", "items": list(tags if tags is not None else spec["tags"]["items"])},
+    }
+
+
+def test_item4_new_instances_and_instances_matching_their_spec_have_no_drift():
+    instances = gcp.specs(settings())["instances"]
+    assert gcp.instance_drift([], instances) == []
+    assert gcp.instance_drift([_existing(i) for i in instances], instances) == []
 
 
 def test_item4_a_changed_ssh_key_on_an_existing_instance_is_reported_with_the_command_that_applies_it():
-    old_key = "warren-admin:ssh-ed25519 AAAAold old@warren"
-    [message] = gcp.instance_drift([_created("warren-rabbitmq-1", ssh_keys=old_key)])
-    assert message.startswith("warren-rabbitmq-1: its ssh-keys metadata is not gcp_fleet_ssh_user/")
+    instances = gcp.specs(settings())["instances"]
+    [message] = gcp.instance_drift(
+        [_existing(instances[0], ssh_keys="warren-admin:ssh-ed25519 AAAAold old")], instances
+    )
+    assert message.startswith(f"{instances[0]['name']}: its ssh-keys metadata is not gcp_fleet_ssh_user/")
     assert (
-        "gcloud compute instances add-metadata warren-rabbitmq-1 --zone europe-west4-b "
-        f"--metadata ssh-keys='warren-admin:{KEY}'" in message
+        f"gcloud compute instances add-metadata {instances[0]['name']} --zone europe-west4-b "
+        f"--metadata ssh-keys='{instances[0]['metadata']['ssh-keys']}'" in message
     )
 
 
 def test_item4_changed_network_tags_are_reported_with_add_and_remove_commands():
-    [message] = gcp.instance_drift([_created("warren-worker-1", tags=["old-tag"], spec_tags=["warren-worker"])])
+    instances = gcp.specs(settings())["instances"]
+    worker = next(i for i in instances if i["name"].endswith("worker-1"))
+    [message] = gcp.instance_drift([_existing(worker, tags=["old-tag"])], instances)
     assert "its network tags are ['old-tag'], the fleet's are ['warren-worker']" in message
-    assert "gcloud compute instances add-tags warren-worker-1 --zone europe-west4-b --tags warren-worker" in message
-    assert "gcloud compute instances remove-tags warren-worker-1 --zone europe-west4-b --tags old-tag" in message
+    assert f"gcloud compute instances add-tags {worker['name']} --zone europe-west4-b --tags warren-worker" in message
+    assert f"gcloud compute instances remove-tags {worker['name']} --zone europe-west4-b --tags old-tag" in message
