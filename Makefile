@@ -9,8 +9,8 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 TOOLS := tools
 # The worker's benchmarks run it as the appliance does: in a venv of the distribution's own Python
-# (roles/warren_worker/vars/Debian.yml), not of whichever python3 comes first on PATH (this machine's is
-# pyenv's 3.11.7, which runs Warren's per-message path at half the speed of Debian's 3.11; docs/benchmarks.md).
+# (roles/warren_worker/vars/Debian.yml), not of whichever python3 comes first on PATH: a build without the
+# distribution's PGO/LTO runs Warren's per-message path far slower (docs/benchmarks.md).
 DEPLOY_PYTHON ?= /usr/bin/python3
 BENCH_VENV := $(CURDIR)/.venv-bench
 ROLE_TESTS := $(wildcard roles/*/tests)
@@ -32,12 +32,13 @@ $(VENV)/.installed: requirements.txt worker/pyproject.toml
 .PHONY: venv
 venv: $(VENV)/.installed ## Controller virtualenv (Ansible, Molecule, test tools, the worker package)
 
-$(BENCH_VENV)/.installed: requirements.txt worker/pyproject.toml
+$(BENCH_VENV)/.installed: requirements.txt worker/pyproject.toml worker/benchmarks/requirements.txt
 	$(DEPLOY_PYTHON) -c 'import ensurepip' 2>/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
 	$(DEPLOY_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
 	@# The worker with whatever it depends on at the controller's pins (pip takes no extras in a constraints file).
 	$(BENCH_VENV)/bin/pip install --quiet -c <(grep -v '\[' requirements.txt) -e ./worker
+	$(BENCH_VENV)/bin/pip install --quiet -r worker/benchmarks/requirements.txt
 	touch $@
 
 .PHONY: bench-venv
@@ -91,7 +92,7 @@ bench-converge: venv image ## Benchmark: first converge vs idempotent re-run
 .PHONY: bench-worker
 bench-worker: bench-venv ## Benchmark: worker and publisher throughput against the local test broker
 	worker/scripts/ensure-test-broker.sh
-	$(BENCH_VENV)/bin/python worker/benchmarks/throughput.py
+	$(BENCH_VENV)/bin/python worker/benchmarks/throughput.py --chart docs/img/throughput.png
 
 .PHONY: bench-hot-path
 bench-hot-path: bench-venv ## Benchmark: Warren's own CPU per message, without broker (low noise)

@@ -17,8 +17,10 @@ the test broker's own default). Prints figures and a final `RESULT ...` line. Tr
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import socket
 import statistics
 import subprocess
@@ -33,6 +35,7 @@ from typing import Any
 
 import pika
 
+import chart
 from warren.publisher import DEFAULT_WINDOW, OutgoingMessage, Publisher
 
 HERE = Path(__file__).resolve().parent
@@ -317,9 +320,8 @@ def run_warren(
             notify.close()
         start = time.perf_counter()
         deadline = time.monotonic() + max(600, n / 50)
-        # Each scrape costs the worker about 1 ms of CPU (measured), 2 % of its time at one every 50 ms:
-        # until the last tenth, wait half the time the rate so far says that takes (at most 0.25 s), then
-        # poll every 20 ms so that the end is seen within 20 ms.
+        # A scrape costs the worker CPU, so poll sparingly until the last tenth (half the time the rate so
+        # far says that takes, at most 0.25 s), then every 20 ms so that the end is seen within 20 ms.
         while (done := acked(port, queue)) < n:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"warren-worker stopped or stalled:\n{log.read_text()[-2000:]}")
@@ -331,6 +333,16 @@ def run_warren(
         proc.terminate()
         proc.wait(timeout=60)
     return n / elapsed
+
+
+def commit() -> str:
+    """The commit measured, marked when the tree has changes on top of it."""
+    git = ["git", "-C", str(HERE)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    if head.returncode != 0:
+        return "unknown commit"
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD"], check=False).returncode != 0
+    return head.stdout.strip() + (" + local changes" if dirty else "")
 
 
 def queue_arguments(text: str) -> dict[str, Any]:
@@ -358,6 +370,12 @@ def main() -> None:
         metavar="JSON",
         help='x-arguments for every queue, e.g. \'{"x-queue-type": "quorum"}\' '
         f"(default: {json.dumps(APPLIANCE_QUEUE_ARGUMENTS)}, the appliance's classic queues)",
+    )
+    ap.add_argument(
+        "--chart",
+        type=Path,
+        metavar="PNG",
+        help="draw the run's chart into PNG and keep its figures beside it as JSON (chart.py redraws them)",
     )
     ap.add_argument("--reference", choices=("tight", "tutorial"), help=argparse.SUPPRESS)
     ap.add_argument("--vhost", help=argparse.SUPPRESS)
@@ -461,6 +479,23 @@ def main() -> None:
         f"RESULT noop_vs_tight={vs_tight:.2f} noop_vs_tutorial={vs_tutorial:.1f} "
         f"io_msgs_per_s={io:.0f} publish_msgs_per_s={publish_rate:.0f}"
     )
+    if args.chart:
+        chart.save_and_draw(
+            chart.Run(
+                date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+                commit=commit(),
+                machine=f"{platform.machine()}, {os.cpu_count()} vCPUs, Python {platform.python_version()}",
+                rounds=[list(r) for r in rounds],
+                result={
+                    "noop_vs_tight": vs_tight,
+                    "noop_vs_tutorial": vs_tutorial,
+                    "io_msgs_per_s": io,
+                    "publish_msgs_per_s": publish_rate,
+                },
+            ),
+            args.chart,
+        )
+        print(f"chart: {args.chart} (figures: {args.chart.with_suffix('.json')})")
 
 
 if __name__ == "__main__":

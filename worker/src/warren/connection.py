@@ -1,4 +1,5 @@
-"""Broker endpoints: rotation across cluster nodes, reconnect backoff, pika connection parameters."""
+"""Connecting to the broker, for both programs: endpoint rotation and reconnect backoff, pika connection
+parameters, and telling a refusal (credentials, vhost, permissions) from any other failure."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import ssl
 from urllib.parse import urlsplit
 
 import pika
+import pika.exceptions as pex
 
-from warren.config import BrokerConfig
 from warren.retry import Backoff
 
 RECONNECT_BACKOFF = Backoff(initial=1.0, multiplier=2.0, maximum=30.0)
+
+# Reply codes of a refusal: ACCESS_REFUSED (a queue or exchange), NOT_ALLOWED (the vhost).
+PERMISSION_CODES = (403, 530)
+_AUTH_ERRORS = (pex.AuthenticationError, pex.ProbableAuthenticationError, pex.ProbableAccessDeniedError)
 
 
 class Endpoints:
@@ -42,24 +47,48 @@ class Endpoints:
         self.failures = 0
 
 
-def connection_parameters(url: str, broker: BrokerConfig) -> pika.ConnectionParameters:
+def connection_parameters(
+    url: str,
+    *,
+    vhost: str,
+    username: str,
+    password: str,
+    timeout: float,
+    name: str,
+    heartbeat: int | None = None,
+) -> pika.ConnectionParameters:
+    """One connection attempt to `url` (amqp:// or amqps://host[:port]); ValueError for any other URL.
+
+    `timeout` bounds the TCP connect, twice it the AMQP handshake; `heartbeat` None takes the broker's.
+    `name` is the connection name the management UI shows.
+    """
     parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise ValueError(f"not an amqp:// URL: {url!r}")
     tls = parts.scheme == "amqps"
     params = pika.ConnectionParameters(
         host=parts.hostname,
         port=parts.port or (5671 if tls else 5672),
-        virtual_host=broker.vhost,
-        credentials=pika.PlainCredentials(broker.username, broker.password, erase_on_connect=False),
-        heartbeat=broker.heartbeat,
-        socket_timeout=broker.connection_timeout,
-        stack_timeout=broker.connection_timeout * 2,
+        virtual_host=vhost,
+        # Kept after connecting: the worker reconnects with the same parameters.
+        credentials=pika.PlainCredentials(username, password, erase_on_connect=False),
+        heartbeat=heartbeat,
+        socket_timeout=timeout,
+        stack_timeout=timeout * 2,
         blocked_connection_timeout=None,
         connection_attempts=1,
-        client_properties={"connection_name": "warren-worker"},
+        client_properties={"connection_name": name},
     )
     if tls:
         params.ssl_options = pika.SSLOptions(ssl.create_default_context(), parts.hostname)
     return params
+
+
+def refuses_access(err: BaseException) -> bool:
+    """Whether a connection failed because the broker refused the credentials or the vhost."""
+    if isinstance(err, _AUTH_ERRORS):
+        return True
+    return isinstance(err, pex.ConnectionClosedByBroker) and err.reply_code in PERMISSION_CODES
 
 
 def describe(url: str) -> str:
