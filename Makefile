@@ -19,7 +19,7 @@ export WARREN_ARM64_IMAGE ?= warren/debian12-systemd-arm64:latest
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt worker/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
