@@ -14,10 +14,12 @@ TOOLS := tools
 DEPLOY_PYTHON ?= /usr/bin/python3
 BENCH_VENV := $(CURDIR)/.venv-bench
 ROLE_TESTS := $(wildcard roles/*/tests)
+# The linux/arm64 image `make image-arm64` builds and the arm64 scenario runs on.
+export WARREN_ARM64_IMAGE ?= warren/debian12-systemd-arm64:latest
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt worker/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +54,14 @@ engine: ## Make a Docker engine answer (installs Debian's docker.io and starts d
 image: engine ## Build the local Debian 12 systemd image unless it exists ($WARREN_IMAGE overrides)
 	$(TOOLS)/build-image.sh
 
+.PHONY: arm64-emulation
+arm64-emulation: ## Let this machine run linux/arm64 containers (qemu-user-static + binfmt; nothing to do on Arm64)
+	$(TOOLS)/ensure-arm64-emulation.sh
+
+.PHONY: image-arm64
+image-arm64: engine arm64-emulation ## Build the local linux/arm64 Debian 12 systemd image unless it exists ($WARREN_ARM64_IMAGE overrides)
+	$(TOOLS)/build-image.sh --arch arm64
+
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy
 	yamllint .
@@ -74,8 +84,22 @@ integration: venv ## Worker integration tests against a real RabbitMQ on 127.0.0
 molecule: venv image ## molecule test: converge site.yml into a systemd container, idempotence, testinfra verify
 	$(TOOLS)/molecule-test.sh
 
+.PHONY: molecule-arm64
+molecule-arm64: venv image-arm64 ## molecule test -s arm64: the same converge, idempotence and verify on linux/arm64 (emulated here)
+	@# The scenarios share one platform (.config/molecule/config.yml); this one runs it from the arm64 image.
+	WARREN_IMAGE=$(WARREN_ARM64_IMAGE) $(TOOLS)/molecule-test.sh -s arm64
+
+.PHONY: molecule-gce-check
+molecule-gce-check: venv ## Syntax check of the gce scenario (running it needs a Google Cloud project: docs/arm64.md)
+	molecule syntax -s gce
+	ansible-playbook --syntax-check -i localhost, molecule/gce/create.yml molecule/gce/destroy.yml
+
+.PHONY: molecule-gce
+molecule-gce: venv ## molecule test -s gce: the same suite on C4A/T2A SLES 15 arm64 instances (your GCP project, billed)
+	$(TOOLS)/molecule-test.sh -s gce
+
 .PHONY: test
-test: lint unit integration molecule ## Everything CI runs
+test: lint unit integration molecule molecule-arm64 molecule-gce-check ## Everything CI runs
 
 .PHONY: demo
 demo: venv image ## Deploy Warren into a local container and show it processing the tutorials' events
@@ -86,7 +110,7 @@ demo-clean: ## Remove the demo container
 	docker rm -f warren-demo
 
 .PHONY: bench-converge
-bench-converge: venv image ## Benchmark: first converge vs idempotent re-run
+bench-converge: venv image image-arm64 ## Benchmark: first converge vs idempotent re-run, x86_64 and arm64 side by side
 	$(TOOLS)/benchmark-converge.sh
 
 .PHONY: bench-worker
