@@ -76,6 +76,10 @@ class WorkerConfig:
     log_format: str
     log_level: str
     metrics_listen: tuple[str, int] | None
+    # Seconds between summary lines (0: only the one at exit) and the built-in handlers' tutorial lines:
+    # messages a second that get them (docs/operations.md, "Logs").
+    log_summary_interval: float = 60.0
+    log_tutorial_rate: int = 10
 
 
 _SCHEMA: dict[str, set[str]] = {
@@ -84,7 +88,7 @@ _SCHEMA: dict[str, set[str]] = {
     "handlers": set(),  # free-form: pattern -> import path
     "retry": {"exchange", "max_attempts", "initial_delay", "multiplier", "max_delay"},
     "dead_letter": {"exchange"},
-    "logging": {"format", "level"},
+    "logging": {"format", "level", "summary_interval", "tutorial_rate"},
     "metrics": {"listen"},
 }
 _REQUIRED_SECTIONS = ("broker", "consumer", "handlers")
@@ -167,11 +171,18 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
     level = r.get("logging", "level", str, "INFO")
     if level is not None and level.upper() not in LOG_LEVELS:
         problems.append(f"logging.level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    summary_interval = r.get("logging", "summary_interval", (int, float), 60.0)
+    if summary_interval is not None and summary_interval < 0:
+        problems.append("logging.summary_interval must be >= 0 (0 = only the summary at exit)")
+    tutorial_rate = r.get("logging", "tutorial_rate", int, 10)
+    if tutorial_rate is not None and tutorial_rate < 0:
+        problems.append("logging.tutorial_rate must be >= 0 (0 = no tutorial lines)")
     listen = _listen(r)
 
     if problems:
         raise ConfigError(path, problems)
     assert broker and consumer and retry and dlx is not None and log_format and level
+    assert summary_interval is not None and tutorial_rate is not None
     return WorkerConfig(
         path=path,
         broker=broker,
@@ -182,6 +193,8 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
         log_format=log_format,
         log_level=level.upper(),
         metrics_listen=listen,
+        log_summary_interval=summary_interval,
+        log_tutorial_rate=tutorial_rate,
     )
 
 

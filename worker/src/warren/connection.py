@@ -33,6 +33,11 @@ class Endpoints:
         self._next = (self._next + 1) % len(self.urls)
         return url
 
+    @property
+    def upcoming(self) -> str:
+        """The endpoint `next_url` returns next."""
+        return self.urls[self._next]
+
     def failed(self) -> float:
         """Record a failed or lost connection; returns the delay before the next attempt."""
         self.failures += 1

@@ -28,13 +28,16 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.select_connection import IOLoop
 
+from warren import tutorial
 from warren.config import HandlerSpec, WorkerConfig
 from warren.connection import Endpoints, connection_parameters, describe
 from warren.decoding import check_required, decode_body
+from warren.disconnects import failure_reason
 from warren.handlers import InvalidMessage, Message, required_fields
 from warren.logs import FieldLine, flush_logs, write_line
 from warren.metrics import Metrics
 from warren.notify import Notifier
+from warren.outcome_levels import OUTCOME_LEVELS
 from warren.pool import HandlerPool
 from warren.retry import (
     REASON_EXHAUSTED,
@@ -50,6 +53,7 @@ from warren.retry import (
     retry_headers,
 )
 from warren.routing import Router
+from warren.summary import Summary
 
 log = logging.getLogger("warren.worker")
 outcome_log = logging.getLogger("warren.outcome")
@@ -123,6 +127,7 @@ class Outcome:
 # The members as module globals for the per-message code: `Action.ACK` is a class attribute lookup through
 # EnumType's metaclass (about 950 instructions each, callgrind), a global is a dict hit.
 ACK, RETRY, DEAD_LETTER = Action.ACK, Action.RETRY, Action.DEAD_LETTER
+_ACKED_LEVEL = OUTCOME_LEVELS[ACK]
 
 # Shared by every Message delivered without headers: read-only, so no handler can change another's.
 _NO_HEADERS: Mapping[str, Any] = MappingProxyType({})
@@ -156,9 +161,14 @@ class Worker:
                 f"message {a.value}",
                 {"outcome": a.value, "queue": self.queue},
                 _OUTCOME_FIELDS,
+                OUTCOME_LEVELS[a],
             )
             for a in Action
         }
+        # Logging hooks (docs/operations.md, "Logs"): the summary line and the tutorial lines' budget.
+        self.summary = Summary(metrics, self.queue, config.log_summary_interval)
+        tutorial.configure(config.log_tutorial_rate)
+        self._disconnect = ""  # why the last connection failed or was lost, for the reconnect line
         self.endpoints = Endpoints(config.broker.endpoints)
         self.pool = HandlerPool(config.consumer.concurrency, self._run_handler, "warren-handler")
         self.ioloop = IOLoop()
@@ -219,12 +229,20 @@ class Worker:
                 if self._stop_flag or self.exit_status is not None:
                     break
                 delay = self.endpoints.failed()
-                log.warning("reconnecting in %.1fs (attempt %d)", delay, self.endpoints.failures)
+                # One line per attempt, saying it all (pika's own error lines are kept out: logs.quiet_pika).
+                log.warning(
+                    "%s; next attempt in %.1fs to %s (%d consecutive failures)",
+                    self._disconnect or f"disconnected from {describe(self._url)}",
+                    delay,
+                    describe(self.endpoints.upcoming),
+                    self.endpoints.failures,
+                )
                 self._status(f"reconnecting in {delay:.0f}s")
                 self._sleep(delay)
         finally:
             self._shutdown_pool()
             self.notifier.close()
+            self.summary.final()
         return EXIT_OK if self.exit_status is None else self.exit_status
 
     def _sleep(self, seconds: float) -> None:
@@ -250,7 +268,8 @@ class Worker:
     def _connect(self) -> None:
         self._url = self.endpoints.next_url()
         self._closing = False
-        log.info("connecting to %s vhost %s", describe(self._url), self.cfg.broker.vhost)
+        self._disconnect = ""
+        log.debug("connecting to %s vhost %s", describe(self._url), self.cfg.broker.vhost)
         self._connection = pika.SelectConnection(
             parameters=connection_parameters(self._url, self.cfg.broker),
             on_open_callback=self._on_connection_open,
@@ -273,8 +292,8 @@ class Worker:
                 err,
             )
             self.exit_status = EXIT_NOPERM
-        else:
-            log.warning("cannot connect to %s: %s", describe(self._url), err or type(err).__name__)
+        else:  # logged by run() with the next attempt
+            self._disconnect = f"cannot connect to {describe(self._url)}: {failure_reason(err)}"
         self.ioloop.stop()
 
     @staticmethod
@@ -285,8 +304,8 @@ class Worker:
 
     def _on_connection_closed(self, _connection: Any, reason: BaseException) -> None:
         self._forget_channel()
-        if not self._closing:
-            log.warning("connection to %s lost: %s", describe(self._url), reason)
+        if not self._closing:  # logged by run() with the next attempt
+            self._disconnect = f"connection to {describe(self._url)} lost: {failure_reason(reason)}"
         self.ioloop.stop()
 
     def _forget_channel(self) -> None:
@@ -417,7 +436,7 @@ class Worker:
             action, error = RETRY, error_line(exc)
         duration = time.perf_counter() - start
         acked_line = None
-        if action is ACK and outcome_log.isEnabledFor(logging.INFO):
+        if action is ACK and outcome_log.isEnabledFor(_ACKED_LEVEL):
             # Rendered here, next to the handler call, rather than in the loop's result batch: measured
             # about 10 % less CPU per message for the whole worker. The loop writes the line only when it
             # queues the ack (a result for a channel that is gone is dropped together with its line).
@@ -442,7 +461,7 @@ class Worker:
             if d.gen != gen:
                 continue  # its channel is gone; the broker redelivers the message
             if acked_line is not None:
-                # Acked with its line rendered (INFO, the production case): the whole batch's lines, counts
+                # Acked with its line rendered (DEBUG): the whole batch's lines, counts
                 # and latencies are handed on together below, not through three calls per message.
                 d.done = True
                 ack_ready.append(d.tag)
@@ -595,7 +614,8 @@ class Worker:
         o = d.outcome
         assert o is not None
         self.metrics.record_outcome(o.action)
-        if not outcome_log.isEnabledFor(logging.INFO):
+        line = self._outcome_lines[o.action]
+        if not line.enabled():
             return
         extra: dict[str, Any] | None = None
         if o.action is not ACK:  # failures say why
@@ -606,7 +626,7 @@ class Worker:
                 extra["reason"] = o.reason
             if o.error:
                 extra["error"] = o.error
-        self._outcome_lines[o.action].write(_outcome_values(d, o.duration), extra)
+        line.write(_outcome_values(d, o.duration), extra)
 
     # ---- shutdown, status, watchdog --------------------------------------------------------------
 
@@ -624,6 +644,7 @@ class Worker:
             self.abandoned_work = busy > 0
             self._close_connection()
         self._maybe_watchdog()
+        self.summary.tick()
         flush_logs()
         if self.notifier.enabled and now >= self._next_status:
             self._status()

@@ -348,11 +348,11 @@ def test_acks_are_coalesced_and_stragglers_do_not_block(worker: Worker) -> None:
 def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queued(
     worker: Worker, own_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    setup_logging("plain", "INFO")
+    setup_logging("plain", "DEBUG")  # acked lines are DEBUG (warren.outcome_levels)
 
     def outcome_lines() -> list[str]:
         flush_logs()
-        return [x for x in capsys.readouterr().out.splitlines() if x.startswith("INFO warren.outcome:")]
+        return [x for x in capsys.readouterr().out.splitlines() if x.startswith("DEBUG warren.outcome:")]
 
     ch = worker._channel
     message = Message({}, "order.created", "events", "order.events", "m-1", 1, False)
@@ -370,7 +370,7 @@ def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queu
     assert outcome_lines() == []  # ... but not written yet
     worker._on_results()
     (line,) = outcome_lines()
-    assert line.startswith("INFO warren.outcome: message acked outcome=acked queue=order.events ")
+    assert line.startswith("DEBUG warren.outcome: message acked outcome=acked queue=order.events ")
     assert "routing_key=order.created message_id=None attempt=1 duration_us=" in line
     assert ch.acks == [(2, False)] and worker.metrics.snapshot()["processed"] == 1
 
@@ -378,7 +378,7 @@ def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queu
 def test_acked_line_goes_through_logging_with_its_duration_when_a_handler_listens(
     worker: Worker, own_logging: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    setup_logging("plain", "INFO")
+    setup_logging("plain", "DEBUG")
     listened = logging.getLogger("warren.outcome")
     listened.addHandler(caplog.handler)
     ch = worker._channel
