@@ -99,3 +99,20 @@ def workers_paused(host: Any) -> Iterator[None]:
         if deployed:
             # Starting the target returns at once; starting the units by name waits until each is consuming.
             host.run_expect([0], f"systemctl start {WORKERS_TARGET} " + " ".join(running))
+
+
+@pytest.fixture
+def orders_at_debug(host: Any) -> Iterator[None]:
+    """Run the orders instances at DEBUG for one test, whose checks need a line per acknowledged message.
+
+    At the deployed level (INFO) an acked message writes no line of its own (docs/operations.md, "Logs").
+    """
+    profile, units = "/etc/warren/orders.toml", "warren-worker@orders-1 warren-worker@orders-2"
+    host.run_expect([0], f"cp -p {profile} {profile}.deployed")
+    try:
+        host.run_expect([0], f"sed -i 's/^level = .*/level = \"DEBUG\"/' {profile}")
+        host.run_expect([0], f"systemctl restart {units}")
+        yield
+    finally:
+        host.run_expect([0], f"mv {profile}.deployed {profile}")
+        host.run_expect([0], f"systemctl restart {units}")
