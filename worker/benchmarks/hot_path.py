@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Warren's own per-message cost, without broker, socket or pika frame decoding.
 
-Deliveries go through the worker's real per-message path (header and body decoding, routing, handler
-call, outcome line, counters, ack bookkeeping) against a channel stand-in that only counts acks; every
-25 deliveries (about one 4 KiB socket read) the results are processed, as the I/O loop does. Handlers
-run on this thread: the pool hand-off is part of throughput.py, which measures the whole worker.
+Deliveries go through the worker's real per-message path (the dispatcher's header and body decoding,
+routing, handler call, outcome line, counters, and its session's ack bookkeeping) against a channel
+stand-in that only counts acks; every 25 deliveries (about one 4 KiB socket read) the results are
+processed, as the I/O loop does. Handlers run on this thread: the pool hand-off is part of throughput.py,
+which measures the whole worker.
 
 Why it exists: on a small VM the broker's and the machine's noise move throughput.py's figures by
 +-30 %, which hides a 10 % change in Warren's own code; the minimum printed here moved by under 10 %
@@ -29,10 +30,11 @@ sys.path.insert(0, str(HERE))  # bench_handlers, throughput
 
 from throughput import write_config  # noqa: E402 - after the sys.path entry
 from warren.config import load_config  # noqa: E402
-from warren.consumer import Worker  # noqa: E402
+from warren.dispatcher import Dispatcher  # noqa: E402
 from warren.logs import flush_logs, setup_logging  # noqa: E402
 from warren.metrics import Metrics  # noqa: E402
-from warren.notify import Notifier  # noqa: E402
+from warren.outcomes import OutcomeLog  # noqa: E402
+from warren.session import Session  # noqa: E402
 
 BODY = b'{"order_id":12345,"event":"order.created"}'
 READ_BATCH = 25
@@ -60,16 +62,36 @@ class Deliver:
         self.redelivered = False
 
 
-def make_worker(tmp: Path, log_level: str) -> Worker:
+class InlinePool:
+    """Stands in for the handler pool: the handlers of one read's deliveries run on this thread."""
+
+    def __init__(self, run_handler: Any) -> None:
+        self.run_handler = run_handler
+        self.pending: list[tuple[Any, ...]] = []
+        self.submit = self.pending.append
+        self.results: list[Any] = []
+
+    def run_pending(self) -> None:
+        run_handler = self.run_handler
+        self.results = [run_handler(*item) for item in self.pending]
+        self.pending.clear()
+
+    def take(self) -> list[Any]:
+        results, self.results = self.results, []
+        return results
+
+
+def make_dispatcher(tmp: Path, log_level: str) -> Dispatcher:
     config = load_config(write_config(tmp, "/", "order.events", "noop", 1000, 8, log_level))
     setup_logging(config.log_format, config.log_level)
-    worker = Worker(config, Metrics(config.consumer.queue), Notifier({}))
-    worker._channel = CountingChannel()
-    # The pool is never started: handlers run on this thread (run() below).
-    return worker
+    queue = config.consumer.queue
+    dispatcher = Dispatcher(config, OutcomeLog(queue, Metrics(queue)), lambda _callback: None, lambda: None)
+    dispatcher.pool = InlinePool(dispatcher.run_handler)  # type: ignore[assignment]
+    dispatcher.session = Session(CountingChannel(), queue)
+    return dispatcher
 
 
-def run(worker: Worker, first_tag: int, n: int) -> float:
+def run(dispatcher: Dispatcher, first_tag: int, n: int) -> float:
     """CPU seconds for n deliveries."""
     props = pika.BasicProperties(
         content_type="application/json",
@@ -79,16 +101,12 @@ def run(worker: Worker, first_tag: int, n: int) -> float:
         app_id="warren-publish",
     )
     deliveries = [Deliver(first_tag + i) for i in range(n)]
-    on_message: Any = worker._on_message
-    run_handler = worker._run_handler
-    pending: list[tuple[Any, ...]] = []
-    worker.pool.submit = pending.append  # what the pool's threads would take, in order
+    on_message: Any = dispatcher.on_message
+    pool: Any = dispatcher.pool
 
     def handle_pending() -> None:
-        for item in pending:
-            run_handler(*item)
-        pending.clear()
-        worker._on_results()
+        pool.run_pending()
+        dispatcher.on_results()
 
     start = time.process_time()
     for i, deliver in enumerate(deliveries, 1):
@@ -97,7 +115,7 @@ def run(worker: Worker, first_tag: int, n: int) -> float:
             handle_pending()
     handle_pending()
     elapsed = time.process_time() - start
-    assert not worker._unacked, "every delivery must have been acked"
+    assert dispatcher.session is not None and dispatcher.session.in_flight == 0, "every delivery is acked"
     flush_logs()
     return elapsed
 
@@ -113,9 +131,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="warren-hot-path-") as tmpdir, open(os.devnull, "w") as devnull:
         sys.stdout = devnull  # the outcome lines are written (that cost counts), then discarded
         try:
-            worker = make_worker(Path(tmpdir), args.log_level)
-            run(worker, 1, 1000)  # warm-up: imports, caches
-            seconds = [run(worker, (r + 1) * 10_000_000, args.messages) for r in range(args.runs)]
+            dispatcher = make_dispatcher(Path(tmpdir), args.log_level)
+            run(dispatcher, 1, 1000)  # warm-up: imports, caches
+            seconds = [run(dispatcher, (r + 1) * 10_000_000, args.messages) for r in range(args.runs)]
             per_message = [s / args.messages * 1e6 for s in seconds]
         finally:
             sys.stdout = real_stdout

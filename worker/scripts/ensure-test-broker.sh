@@ -54,6 +54,11 @@ if ! node_answers; then
     rabbitmq-server -detached
     # -detached returns before the node registers with epmd, and await_startup fails on an unknown node.
     wait_until 120 "RabbitMQ did not answer a ping" node_answers
+else
+    # A node that answers but does not listen may have its application stopped (`rabbitmqctl stop_app`, as the
+    # broker-restart test does; a run killed at that moment leaves it so), and await_startup would wait for a
+    # start that never comes. On a node that is still booting this fails harmlessly.
+    rabbitmqctl -q start_app || true
 fi
 rabbitmqctl -q await_startup --timeout 120
 # Management is handy for inspecting test vhosts by hand; the tests themselves use rabbitmqctl.

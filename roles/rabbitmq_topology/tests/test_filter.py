@@ -2,6 +2,10 @@
 
 import copy
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from ansible.parsing.dataloader import DataLoader
@@ -405,10 +409,35 @@ def test_template_renders_quorum_queues_policies_and_overrides():
     ]
 
 
-def test_template_output_is_stable(defaults):
-    """Same input, same bytes: the template task (and so the import) must not change on a second run."""
+# Renders the default topology in a fresh interpreter and writes the bytes to stdout.
+RENDER_IN_A_NEW_PROCESS = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import test_filter, topology_cases
+topology = topology_cases.load_defaults()["rabbitmq_topology_definitions"]
+sys.stdout.buffer.write(test_filter.render_text(topology).encode("utf-8"))
+"""
+
+
+def test_template_renders_the_same_bytes_in_every_process(defaults):
+    """Same input, same bytes, in this process and across processes: the template task (and so the import) must not
+    change on a second run. Each ansible-playbook run is a new interpreter with its own string hash seed, so
+    anything ordered by hash (a set, a filter built on one) would differ between runs but not within one."""
     topology = defaults["rabbitmq_topology_definitions"]
     assert render_text(copy.deepcopy(topology)) == render_text(copy.deepcopy(topology))
+    rendered = {}
+    for seed in ("1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-c", RENDER_IN_A_NEW_PROCESS, str(Path(__file__).resolve().parent)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        rendered[seed] = result.stdout
+    assert rendered["1"] == rendered["2"]
+    assert rendered["1"] == render_text(copy.deepcopy(topology)).encode("utf-8")
 
 
 # ---- users_to_apply: only users that differ from the broker go through rabbitmq_user ----

@@ -8,6 +8,8 @@ from typing import Any
 
 PROFILE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 HANDLER_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# Metrics ports: instance n (1..10) of the profile at index p listens on base + 10*p + n.
+METRICS_PORTS_PER_PROFILE = 10
 
 
 def worker_instances(profiles: Iterable[Mapping[str, Any]], metrics_base_port: int = 0) -> list[dict[str, Any]]:
@@ -19,7 +21,9 @@ def worker_instances(profiles: Iterable[Mapping[str, Any]], metrics_base_port: i
                 {
                     "profile": profile["name"],
                     "instance": f"{profile['name']}-{n}",
-                    "metrics_port": metrics_base_port + 10 * index + n if metrics_base_port else 0,
+                    "metrics_port": (
+                        metrics_base_port + METRICS_PORTS_PER_PROFILE * index + n if metrics_base_port else 0
+                    ),
                 }
             )
     return instances
@@ -129,6 +133,33 @@ def log_settings_errors(rate_interval: Any, rate_burst: Any, summary_interval: A
     return errors
 
 
+def metrics_port_errors(profiles: Any, base_port: Any) -> list[str]:
+    """Problems with the metrics ports the instances would get: each profile has a block of ten, so an 11th
+    instance would listen on the next profile's first port; and no port may pass 65535."""
+    base = _as_int(base_port)
+    if not _is_int(base) or not 0 <= base <= 65535:
+        return [f"warren_worker_metrics_base_port must be a port number (0 disables metrics), got {base_port!r}"]
+    if not base or not isinstance(profiles, list):
+        return []
+    errors = []
+    for index, profile in enumerate(profiles):
+        instances = profile.get("instances") if isinstance(profile, Mapping) else None
+        if not _is_int(instances):
+            continue  # profile_errors names it
+        where = f"warren_worker_profiles[{index}] ({profile.get('name')})"
+        highest = base + METRICS_PORTS_PER_PROFILE * index + instances
+        if instances > METRICS_PORTS_PER_PROFILE:
+            errors.append(
+                f"{where}: at most {METRICS_PORTS_PER_PROFILE} instances while metrics are on, got {instances}: "
+                f"instance n of profile p listens on warren_worker_metrics_base_port + "
+                f"{METRICS_PORTS_PER_PROFILE}*p + n, so instance {METRICS_PORTS_PER_PROFILE + 1} would take "
+                "the next profile's port"
+            )
+        elif instances and highest > 65535:
+            errors.append(f"{where}: instance {instances} would listen on port {highest}, beyond 65535")
+    return errors
+
+
 def _as_int(value: Any) -> Any:
     return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
@@ -145,4 +176,5 @@ class FilterModule:
             "warren_worker_profile_errors": profile_errors,
             "warren_worker_settings_errors": settings_errors,
             "warren_worker_log_settings_errors": log_settings_errors,
+            "warren_worker_metrics_port_errors": metrics_port_errors,
         }

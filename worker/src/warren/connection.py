@@ -1,17 +1,25 @@
-"""Broker endpoints: rotation across cluster nodes, reconnect backoff, pika connection parameters."""
+"""Connecting to the broker, for both programs: endpoint rotation and reconnect backoff, pika connection
+parameters, telling a refusal (credentials, vhost, permissions) from any other failure, and saying why a
+connection failed in one line."""
 
 from __future__ import annotations
 
 import random
+import socket
 import ssl
 from urllib.parse import urlsplit
 
 import pika
+import pika.exceptions as pex
+from pika.adapters.utils import connection_workflow as cw
 
-from warren.config import BrokerConfig
-from warren.retry import Backoff
+from warren.retry import Backoff, error_line
 
 RECONNECT_BACKOFF = Backoff(initial=1.0, multiplier=2.0, maximum=30.0)
+
+# Reply codes of a refusal: ACCESS_REFUSED (a queue or exchange), NOT_ALLOWED (the vhost).
+PERMISSION_CODES = (403, 530)
+_AUTH_ERRORS = (pex.AuthenticationError, pex.ProbableAuthenticationError, pex.ProbableAccessDeniedError)
 
 
 class Endpoints:
@@ -33,11 +41,6 @@ class Endpoints:
         self._next = (self._next + 1) % len(self.urls)
         return url
 
-    @property
-    def upcoming(self) -> str:
-        """The endpoint `next_url` returns next."""
-        return self.urls[self._next]
-
     def failed(self) -> float:
         """Record a failed or lost connection; returns the delay before the next attempt."""
         self.failures += 1
@@ -46,25 +49,100 @@ class Endpoints:
     def succeeded(self) -> None:
         self.failures = 0
 
+    def retry_line(self, reason: str, delay: float) -> str:
+        """The one line for a failed or lost connection (`failed` counted it): why, then when and where
+        the next attempt goes."""
+        upcoming = describe(self.urls[self._next])
+        return f"{reason}; next attempt in {delay:.1f}s to {upcoming} ({self.failures} consecutive failures)"
 
-def connection_parameters(url: str, broker: BrokerConfig) -> pika.ConnectionParameters:
+
+def connection_parameters(
+    url: str,
+    *,
+    vhost: str,
+    username: str,
+    password: str,
+    timeout: float,
+    name: str,
+    heartbeat: int | None = None,
+) -> pika.ConnectionParameters:
+    """One connection attempt to `url` (amqp:// or amqps://host[:port]); ValueError for any other URL.
+
+    `timeout` bounds the TCP connect, twice it the AMQP handshake; `heartbeat` None takes the broker's.
+    `name` is the connection name the management UI shows.
+    """
     parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise ValueError(f"not an amqp:// URL: {url!r}")
     tls = parts.scheme == "amqps"
     params = pika.ConnectionParameters(
         host=parts.hostname,
         port=parts.port or (5671 if tls else 5672),
-        virtual_host=broker.vhost,
-        credentials=pika.PlainCredentials(broker.username, broker.password, erase_on_connect=False),
-        heartbeat=broker.heartbeat,
-        socket_timeout=broker.connection_timeout,
-        stack_timeout=broker.connection_timeout * 2,
+        virtual_host=vhost,
+        # Kept after connecting: the worker reconnects with the same parameters.
+        credentials=pika.PlainCredentials(username, password, erase_on_connect=False),
+        heartbeat=heartbeat,
+        socket_timeout=timeout,
+        stack_timeout=timeout * 2,
         blocked_connection_timeout=None,
         connection_attempts=1,
-        client_properties={"connection_name": "warren-worker"},
+        client_properties={"connection_name": name},
     )
     if tls:
         params.ssl_options = pika.SSLOptions(ssl.create_default_context(), parts.hostname)
     return params
+
+
+def refuses_access(err: BaseException) -> bool:
+    """Whether a connection failed because the broker refused the credentials or the vhost."""
+    if isinstance(err, _AUTH_ERRORS):
+        return True
+    return isinstance(err, pex.ConnectionClosedByBroker) and err.reply_code in PERMISSION_CODES
+
+
+def failure_reason(err: BaseException | None) -> str:
+    """Why a connection attempt failed or an open connection went away, on one line.
+
+    pika wraps a failed attempt several layers deep (AMQPConnectionError -> workflow failed -> connector
+    phase error -> the socket's OSError) and the outer exception's str() is often empty; the worker's one
+    WARNING per attempt is all the default level shows (logs.quiet_pika), so it names the phase and the
+    root cause itself: "TCP connect failed: Connection refused".
+    """
+    if err is None:
+        return "no reason given"
+    # AMQPConnectionError(AMQPConnectionWorkflowFailed(...)): the wrapper says nothing of its own.
+    if type(err) is pex.AMQPConnectionError and err.args and isinstance(err.args[0], BaseException):
+        return failure_reason(err.args[0])
+    if isinstance(err, cw.AMQPConnectionWorkflowFailed):
+        return failure_reason(err.exceptions[-1] if err.exceptions else None)
+    if isinstance(err, cw.AMQPConnectorSocketConnectError):
+        inner = err.exception
+        return f"TCP connect failed: {_os_error(inner) if isinstance(inner, OSError) else error_line(inner)}"
+    if isinstance(err, cw.AMQPConnectorTransportSetupError):
+        return f"TLS setup failed: {error_line(err.exception)}"
+    if isinstance(err, cw.AMQPConnectorAMQPHandshakeError):
+        return f"AMQP handshake failed: {failure_reason(err.exception)}"
+    if isinstance(err, cw.AMQPConnectorStackTimeout):
+        return "timed out before the connection was open"
+    if isinstance(err, socket.gaierror):
+        return f"address lookup failed: {_os_error(err)}"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS failed: {error_line(err)}"
+    if isinstance(err, pex.ConnectionClosedByBroker):
+        return f"closed by the broker: {err.reply_code} {err.reply_text}"
+    if isinstance(err, pex.ConnectionClosed):
+        return f"closed: {err.reply_code} {err.reply_text}"
+    if isinstance(err, pex.AMQPHeartbeatTimeout):
+        return f"no heartbeat from the broker ({error_line(err)})"
+    if isinstance(err, pex.StreamLostError):
+        return f"connection lost: {str(err) or type(err).__name__}"
+    if isinstance(err, OSError):
+        return _os_error(err)
+    return error_line(err)
+
+
+def _os_error(exc: OSError) -> str:
+    return exc.strerror or error_line(exc)
 
 
 def describe(url: str) -> str:

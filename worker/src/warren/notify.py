@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping
 
 log = logging.getLogger("warren.notify")
+
+STATUS_EVERY_SECONDS = 5.0
 
 
 class Notifier:
@@ -22,6 +25,8 @@ class Notifier:
         # Ping at half the period, as sd_watchdog_enabled(3) recommends.
         self.watchdog_interval: float | None = int(usec) / 2e6 if watchdog else None
         self._sock: socket.socket | None = None
+        self._next_status = 0.0
+        self._next_watchdog = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -44,7 +49,12 @@ class Notifier:
         return self.send("READY=1" + (f"\nSTATUS={status}" if status else ""))
 
     def status(self, status: str) -> bool:
+        self._next_status = time.monotonic() + STATUS_EVERY_SECONDS
         return self.send(f"STATUS={status}")
+
+    def status_due(self) -> bool:
+        """Whether a STATUS= is due: enabled, and the last one is STATUS_EVERY_SECONDS old."""
+        return self.enabled and time.monotonic() >= self._next_status
 
     def stopping(self) -> bool:
         return self.send("STOPPING=1")
@@ -52,7 +62,22 @@ class Notifier:
     def watchdog(self) -> bool:
         return self.send("WATCHDOG=1")
 
+    def watchdog_if_due(self) -> None:
+        """WATCHDOG=1 when systemd's watchdog is on for us and half its period passed since the last one."""
+        interval = self.watchdog_interval
+        if interval is not None and time.monotonic() >= self._next_watchdog:
+            self._next_watchdog = time.monotonic() + interval
+            self.watchdog()
+
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def status_text(queue: str, counts: dict[str, int], in_flight: int) -> str:
+    """The STATUS= systemctl shows."""
+    return (
+        f"{queue}: processed={counts['processed']} failed={counts['failed']} retried={counts['retried']} "
+        f"dead_lettered={counts['dead_lettered']} in_flight={in_flight}"
+    )

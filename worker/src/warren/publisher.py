@@ -1,4 +1,4 @@
-"""Publisher library: persistent, mandatory, confirmed publishes, pipelined for bulk; DLQ replay.
+"""Publisher library: persistent, mandatory, confirmed publishes, pipelined for bulk.
 
 Bulk publishing drives a pika SelectConnection synchronously: up to `window` messages are in flight
 (published, not yet confirmed) at once, which is what makes confirms fast. BlockingConnection's
@@ -16,22 +16,20 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import pika
 import pika.data
 import pika.exceptions as pex
 from pika.adapters.select_connection import IOLoop
 
-from warren.retry import H_EXCHANGE, H_ROUTING_KEY, replay_headers
+from warren.connection import connection_parameters, refuses_access
 
 log = logging.getLogger("warren.publisher")
 
 DEFAULT_URL = "amqp://127.0.0.1:5672/"
 # Unconfirmed messages in flight. The broker confirms persistent messages in batches, after they reach
 # disk; a window smaller than what arrives during one such batch leaves the broker idle while the
-# publisher waits. On the benchmark VM bulk throughput rose from 7,600 (window 1000) through 9,900 (4000)
-# to 10,400-11,500 msg/s at 8000, no better beyond (docs/benchmarks.md).
+# publisher waits; 8000 is where the bulk benchmark stopped gaining (docs/perf-notes.md).
 DEFAULT_WINDOW = 8000
 
 # One encoder for every message: json.dumps with non-default options builds a new one per call. NaN and
@@ -45,6 +43,10 @@ class PublishError(Exception):
 
 class AccessRefused(PublishError):
     """The broker refused the credentials or the vhost."""
+
+
+class Unconfirmed(PublishError):
+    """The connection failed while messages were unconfirmed: whether the broker stored them is unknown."""
 
 
 class Unroutable(PublishError):
@@ -108,38 +110,6 @@ class PublishResult:
         return not self.returned and not self.nacked
 
 
-def connection_parameters(
-    url: str, username: str, password: str, vhost: str, timeout: float = 10.0, name: str = "warren-publish"
-) -> pika.ConnectionParameters:
-    parts = urlsplit(url)
-    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-        raise ValueError(f"not an amqp:// URL: {url!r}")
-    tls = parts.scheme == "amqps"
-    params = pika.ConnectionParameters(
-        host=parts.hostname,
-        port=parts.port or (5671 if tls else 5672),
-        virtual_host=vhost,
-        credentials=pika.PlainCredentials(username, password),
-        socket_timeout=timeout,
-        stack_timeout=timeout * 2,
-        connection_attempts=1,
-        client_properties={"connection_name": name},
-    )
-    if tls:
-        import ssl
-
-        params.ssl_options = pika.SSLOptions(ssl.create_default_context(), parts.hostname)
-    return params
-
-
-def _is_access_error(err: BaseException) -> bool:
-    if isinstance(
-        err, pex.AuthenticationError | pex.ProbableAuthenticationError | pex.ProbableAccessDeniedError
-    ):
-        return True
-    return isinstance(err, pex.ConnectionClosedByBroker) and err.reply_code in (403, 530)
-
-
 def _properties(msg: OutgoingMessage) -> pika.BasicProperties:
     return pika.BasicProperties(
         content_type=msg.content_type,
@@ -169,7 +139,14 @@ class Publisher:
     ) -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
-        self.params = connection_parameters(url, username, password, vhost, min(timeout, 10.0))
+        self.params = connection_parameters(
+            url,
+            vhost=vhost,
+            username=username,
+            password=password,
+            timeout=min(timeout, 10.0),
+            name="warren-publish",
+        )
         self.window = window
         self.timeout = timeout
         self._ioloop: Any = None
@@ -234,7 +211,7 @@ class Publisher:
     def _wrap(err: BaseException | None) -> PublishError:
         if err is None:
             return PublishError("connection closed")
-        if _is_access_error(err):
+        if refuses_access(err):
             return AccessRefused(f"access refused: {err}")
         if isinstance(err, pex.ChannelClosedByBroker):
             return PublishError(f"broker closed the channel: {err.reply_code} {err.reply_text}")
@@ -308,7 +285,7 @@ class Publisher:
             self._outstanding.clear()
             self._source = None
             err = self._wrap(self._error)
-            raise PublishError(
+            raise Unconfirmed(
                 f"{err}; {self._result.confirmed} messages confirmed, "
                 f"{unconfirmed} unconfirmed (state unknown)"
             ) from None
@@ -363,87 +340,3 @@ class Publisher:
                 self._result.nacked.append(msg)
         self._last_progress = time.monotonic()
         self._fill()
-
-
-# ---- DLQ replay ------------------------------------------------------------------------------------
-
-
-@dataclass
-class ReplayResult:
-    replayed: int = 0
-    skipped: list[str] = field(default_factory=list)  # one line per message left in the DLQ, with why
-
-
-def _header(headers: Mapping[str, Any], name: str) -> str | None:
-    value = headers.get(name)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else None
-
-
-def replay_dead_letters(
-    params: pika.ConnectionParameters, queue: str, limit: int | None = None
-) -> ReplayResult:
-    """Move messages from a DLQ back to where they were first published, with confirms.
-
-    Each message is acked in the DLQ only after the broker confirmed its republish. Messages that
-    cannot be replayed (no origin headers, unroutable, nacked) are left in the DLQ. Replays at most
-    `limit` messages and never more than the DLQ held at the start, so a message that fails again
-    and is dead-lettered during the run is not replayed in a loop.
-    """
-    result = ReplayResult()
-    try:
-        connection = pika.BlockingConnection(params)
-    except pex.AMQPConnectionError as exc:
-        if _is_access_error(exc):
-            raise AccessRefused(f"access refused: {exc}") from None
-        raise PublishError(f"cannot connect: {type(exc).__name__}: {exc}") from None
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        try:
-            depth = channel.queue_declare(queue, passive=True).method.message_count
-        except pex.ChannelClosedByBroker as exc:
-            raise PublishError(f"queue {queue!r}: {exc.reply_code} {exc.reply_text}") from None
-        budget = depth if limit is None else min(limit, depth)
-        # Skipped messages stay unacked on this channel (so basic_get moves on) until close requeues them.
-        for _ in range(budget):
-            method, props, body = channel.basic_get(queue, auto_ack=False)
-            if method is None:
-                break
-            headers = props.headers or {}
-            exchange, routing_key = _header(headers, H_EXCHANGE), _header(headers, H_ROUTING_KEY)
-            if exchange is None or routing_key is None:
-                result.skipped.append(
-                    f"message_id={props.message_id}: no {H_EXCHANGE}/{H_ROUTING_KEY} headers"
-                )
-                continue
-            out = pika.BasicProperties(
-                content_type=props.content_type,
-                content_encoding=props.content_encoding,
-                headers=replay_headers(headers),
-                delivery_mode=2,
-                priority=props.priority,
-                correlation_id=props.correlation_id,
-                reply_to=props.reply_to,
-                message_id=props.message_id,
-                timestamp=props.timestamp,
-                type=props.type,
-                app_id=props.app_id,
-            )
-            try:
-                channel.basic_publish(exchange, routing_key, body, out, mandatory=True)
-            except pex.UnroutableError:
-                result.skipped.append(
-                    f"message_id={props.message_id}: unroutable to exchange {exchange!r} key {routing_key!r}"
-                )
-                continue
-            except pex.NackError:
-                result.skipped.append(f"message_id={props.message_id}: broker nacked the republish")
-                continue
-            channel.basic_ack(method.delivery_tag)
-            result.replayed += 1
-    finally:
-        if connection.is_open:
-            connection.close()
-    return result

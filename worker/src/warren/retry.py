@@ -92,7 +92,9 @@ def error_line(exc: BaseException) -> str:
     return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
 
 
-def _as_str(value: Any) -> str | None:
+def header_text(headers: Mapping[str, Any], name: str) -> str | None:
+    """A header's text (AMQP may carry it as bytes), or None when absent or not text."""
+    value = headers.get(name)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value if isinstance(value, str) else None
@@ -105,8 +107,8 @@ def origin(headers: Mapping[str, Any] | None, exchange: str, routing_key: str) -
     the headers written on the first republish remember the real origin.
     """
     h = headers or {}
-    ex = _as_str(h.get(H_EXCHANGE))
-    rk = _as_str(h.get(H_ROUTING_KEY))
+    ex = header_text(h, H_EXCHANGE)
+    rk = header_text(h, H_ROUTING_KEY)
     if ex is not None and rk is not None:
         return ex, rk
     return exchange, routing_key

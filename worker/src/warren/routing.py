@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -55,10 +55,6 @@ class Router(Generic[T]):
         self._routes = [Route(p, t) for p, t in routes]
         self._cache: dict[str, Route[T] | None] = {}
 
-    @property
-    def routes(self) -> list[Route[T]]:
-        return list(self._routes)
-
     def lookup(self, routing_key: str) -> Route[T] | None:
         try:
             return self._cache[routing_key]
@@ -70,6 +66,3 @@ class Router(Generic[T]):
             self._cache.clear()
         self._cache[routing_key] = found
         return found
-
-
-HandlerRouter = Router[Callable[..., object]]

@@ -1,6 +1,6 @@
 """The summary line: what the journal leaves out at the default level, counted, once per interval.
 
-At INFO a worker writes no line per acknowledged message (warren.outcome_levels), and the built-in
+At INFO a worker writes no line per acknowledged message (warren.outcomes.OUTCOME_LEVELS), and the built-in
 handlers' tutorial lines are sampled (warren.tutorial). Every `interval` seconds in which the worker
 finished anything, and once when it stops, it writes one INFO line with the outcomes of that period, the
 handler's mean run time, the tutorial lines left out, and the totals since it started. The exact figures

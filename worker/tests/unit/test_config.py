@@ -7,8 +7,8 @@ import pytest
 from conftest import VALID
 
 from warren import handlers
-from warren.cli import worker_main
 from warren.config import ConfigError, load_config
+from warren.worker_cli import worker_main
 
 
 def test_valid_profile_with_defaults(write: Any, creds: dict[str, str]) -> None:

@@ -1,11 +1,8 @@
-"""Console scripts: warren-worker and warren-publish."""
+"""warren-publish's command line: publish JSON messages with confirms, or replay a dead-letter queue."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import gc
-import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -13,9 +10,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from warren import __version__
-from warren.config import ConfigError, load_config, parse_listen
+from warren.connection import connection_parameters
 from warren.decoding import parse_json
-from warren.logs import setup_logging
+from warren.exits import EX_NOPERM, EX_OK, EX_UNAVAILABLE, EX_UNCONFIRMED, EX_UNROUTABLE, EX_USAGE
 from warren.publisher import (
     DEFAULT_URL,
     DEFAULT_WINDOW,
@@ -23,109 +20,11 @@ from warren.publisher import (
     OutgoingMessage,
     Publisher,
     PublishError,
-    connection_parameters,
-    replay_dead_letters,
+    Unconfirmed,
 )
+from warren.replay import replay_dead_letters
 
-EX_OK = 0
-EX_FAILURE = 1
-EX_USAGE = 2  # argparse's own status; also invalid JSON input
-EX_UNROUTABLE = 3
-EX_UNCONFIRMED = 4
-EX_UNAVAILABLE = 69
-EX_NOPERM = 77
-EX_CONFIG = 78
-
-
-# ---- warren-worker -------------------------------------------------------------------------------
-
-# Young-generation collections every 10,000 net allocations of container objects instead of Python's 700.
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def tune_gc() -> None:
-    """Set the cyclic garbage collector for a worker that streams messages through itself.
-
-    Every collection walks the young objects still alive, and with a prefetch of hundreds those are
-    mostly deliveries in flight, not garbage (messages are freed by reference counting). At Python's
-    threshold of 700 a run of 50,000 no-op messages spent about 3 % of the worker's CPU in 200 such
-    collections; at 10,000 it spent a fifth of that (timed with gc.callbacks). The objects alive at
-    start-up (modules, configuration, handlers) never become garbage: frozen, no collection visits them
-    (start-up's own garbage is collected first, or freezing would keep it for good).
-    """
-    gc.collect()
-    gc.freeze()
-    _gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, gen1, gen2)
-
-
-def worker_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="warren-worker", description="Consume one queue per profile.")
-    parser.add_argument("--config", required=True, metavar="PATH", help="worker profile (TOML)")
-    parser.add_argument("--check", action="store_true", help="validate the profile and exit")
-    parser.add_argument(
-        "--metrics-listen",
-        metavar="HOST:PORT",
-        help="serve Prometheus metrics here, overriding the profile's metrics.listen (one port per instance)",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    args = parser.parse_args(argv)
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"warren-worker: {exc}", file=sys.stderr, flush=True)
-        return EX_CONFIG
-    if args.metrics_listen:
-        try:
-            config = dataclasses.replace(config, metrics_listen=parse_listen(args.metrics_listen))
-        except ValueError as exc:
-            print(f"warren-worker: --metrics-listen: {exc}", file=sys.stderr, flush=True)
-            return EX_CONFIG
-    if args.check:
-        print(
-            f"warren-worker: {args.config}: OK "
-            f"({len(config.handlers)} handlers, queue {config.consumer.queue})"
-        )
-        return EX_OK
-
-    setup_logging(config.log_format, config.log_level)
-    log = logging.getLogger("warren.worker")
-
-    # Imported here so `--check` and config errors stay fast and free of pika/prometheus side effects.
-    from warren.consumer import Worker
-    from warren.metrics import Metrics
-    from warren.notify import Notifier
-
-    metrics = Metrics(config.consumer.queue)
-    if config.metrics_listen:
-        host, port = config.metrics_listen
-        try:
-            metrics.serve(host, port)
-        except OSError as exc:
-            log.error("cannot serve metrics on %s:%d: %s", host, port, exc.strerror or exc)
-            return EX_FAILURE
-        log.info("metrics on http://%s:%d/metrics", host, port)
-
-    worker = Worker(config, metrics, Notifier())
-    worker.install_signal_handlers()
-    tune_gc()
-    try:
-        status = worker.run()
-    except Exception:
-        log.exception("unexpected error")
-        status = EX_FAILURE
-    log.info("exiting with status %d", status)
-    logging.shutdown()
-    if worker.abandoned_work:
-        # Handler threads that missed the drain timeout would block interpreter exit; their messages
-        # are unacked and the broker redelivers them.
-        sys.stdout.flush()
-        os._exit(status)
-    return status
-
-
-# ---- warren-publish ------------------------------------------------------------------------------
+PROGRAM = "warren-publish"  # also the connection name the management UI shows
 
 ENVELOPE_KEYS = frozenset({"exchange", "routing_key", "body", "message_id", "headers"})
 
@@ -290,12 +189,9 @@ def _publish(
             timeout=args.timeout,
         ) as publisher:
             result = publisher.publish_many(messages)
-    except AccessRefused as exc:
-        err(str(exc))
-        return EX_NOPERM
     except PublishError as exc:
         err(str(exc))
-        return EX_UNAVAILABLE if "confirmed" not in str(exc) else EX_UNCONFIRMED
+        return failure_status(exc)
     for line in errors:
         err(f"not published: {line}")
     for msg, reason in result.returned:
@@ -321,18 +217,26 @@ def _publish(
 
 def _replay(args: argparse.Namespace, password: str, err: Any) -> int:
     try:
-        params = connection_parameters(args.url, args.username, password, args.vhost)
+        params = connection_parameters(
+            args.url, vhost=args.vhost, username=args.username, password=password, timeout=10.0, name=PROGRAM
+        )
     except ValueError as exc:
         raise InputError(str(exc)) from None
     try:
         result = replay_dead_letters(params, args.replay_dlq, args.limit)
-    except AccessRefused as exc:
-        err(str(exc))
-        return EX_NOPERM
     except PublishError as exc:
         err(str(exc))
-        return EX_UNAVAILABLE
+        return failure_status(exc)
     for line in result.skipped:
         err(f"left in {args.replay_dlq}: {line}")
     print(f"warren-publish: replayed {result.replayed} from {args.replay_dlq}, {len(result.skipped)} left")
     return EX_OK if not result.skipped else EX_UNROUTABLE
+
+
+def failure_status(exc: PublishError) -> int:
+    """The exit status of a publish or replay that failed as a whole (the exception's type says why)."""
+    if isinstance(exc, AccessRefused):
+        return EX_NOPERM
+    if isinstance(exc, Unconfirmed):
+        return EX_UNCONFIRMED
+    return EX_UNAVAILABLE

@@ -1,0 +1,128 @@
+"""Real ansible-playbook runs of the role's checks (tasks/validate.yml) on localhost, no host and no broker: each bad
+Erlang cookie, administrator account, listener port set and resource limit stops the play before anything is
+installed, with a message naming the variable, and never echoes the secret it refused. The defaults pass."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+# The run and the reading of its failure are shared by the role tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
+from role_validation import failure_lines, run_role_validation
+
+ROLE_DIR = Path(__file__).resolve().parents[1]
+
+# The role loads vars/<OsFamily>.yml from gathered facts before validating; this run gathers none, so it is given
+# the Debian family and that family's list of install methods (what this machine would load).
+OS_VARS = yaml.safe_load((ROLE_DIR / "vars" / "Debian.yml").read_text(encoding="utf-8"))
+GOOD = {
+    "ansible_facts": {"os_family": "Debian"},
+    "rabbitmq_erlang_cookie": "A" * 20,
+    "rabbitmq_admin_password": "twelve-chars",
+    "__rabbitmq_install_methods": OS_VARS["__rabbitmq_install_methods"],
+}
+
+COOKIE_ERROR = "rabbitmq_erlang_cookie must be 20 to 255 characters of A-Z, a-z and 0-9"
+ADMIN_ERROR = (
+    "rabbitmq_admin_user must be set and not 'guest', and rabbitmq_admin_password must be at least 12 characters"
+)
+
+
+def run_validation(tmp_path, **overrides):
+    return run_role_validation("rabbitmq", tmp_path, {**GOOD, **overrides})
+
+
+def assert_refused(result, message, secret=None):
+    assert failure_lines(result) == [message]
+    assert "failed=1 " in result.stdout
+    if secret:
+        assert secret not in result.stdout + result.stderr, "the refused secret must not reach the output"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {  # every value just inside its limit
+            "rabbitmq_erlang_cookie": "Z9" * 10,
+            "rabbitmq_admin_password": "x" * 12,
+            "rabbitmq_amqp_port": 1,
+            "rabbitmq_management_port": 65535,
+            "rabbitmq_vm_memory_high_watermark": 0.99,
+            "rabbitmq_nofile_limit": 65536,
+        },
+        {"rabbitmq_erlang_cookie": "a1" * 127 + "b"},  # the longest cookie allowed, 255
+    ],
+    ids=["defaults", "at-the-limits", "cookie-255"],
+)
+def test_good_values_pass(tmp_path, overrides):
+    result = run_validation(tmp_path, **overrides)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "failed=0 " in result.stdout
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    ["Short1234567890abcd", "a1" * 128, "has-a-dash-in-it-0123", ""],
+    ids=["19-characters", "256-characters", "dash", "empty"],
+)
+def test_bad_erlang_cookie_is_refused(tmp_path, cookie):
+    assert_refused(run_validation(tmp_path, rabbitmq_erlang_cookie=cookie), COOKIE_ERROR, secret=cookie)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"rabbitmq_admin_password": "eleven-char"},
+        {"rabbitmq_admin_password": ""},
+        {"rabbitmq_admin_user": "guest"},
+        {"rabbitmq_admin_user": ""},
+    ],
+    ids=["password-11", "password-empty", "user-guest", "user-empty"],
+)
+def test_bad_administrator_account_is_refused(tmp_path, overrides):
+    result = run_validation(tmp_path, **overrides)
+    assert_refused(result, ADMIN_ERROR, secret=overrides.get("rabbitmq_admin_password"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shown"),
+    [
+        ({"rabbitmq_amqp_port": 0}, "0, 15672, 15692"),
+        ({"rabbitmq_prometheus_port": 65536}, "5672, 15672, 65536"),
+        ({"rabbitmq_management_port": 5672}, "5672, 5672, 15692"),
+    ],
+    ids=["zero", "above-65535", "two-listeners-on-one-port"],
+)
+def test_bad_listener_ports_are_refused(tmp_path, overrides, shown):
+    assert_refused(
+        run_validation(tmp_path, **overrides),
+        "rabbitmq_amqp_port, rabbitmq_management_port and rabbitmq_prometheus_port must be distinct ports "
+        f"from 1 to 65535 (got {shown})",
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "watermark", "nofile"),
+    [
+        ({"rabbitmq_vm_memory_high_watermark": 0}, "0", "65536"),
+        ({"rabbitmq_vm_memory_high_watermark": 1}, "1", "65536"),
+        ({"rabbitmq_nofile_limit": 1024}, "0.4", "1024"),
+    ],
+    ids=["watermark-0", "watermark-1", "nofile-1024"],
+)
+def test_bad_resource_limits_are_refused(tmp_path, overrides, watermark, nofile):
+    assert_refused(
+        run_validation(tmp_path, **overrides),
+        f"rabbitmq_vm_memory_high_watermark must be between 0 and 1 (got {watermark}) and rabbitmq_nofile_limit at "
+        f"least 65536 (got {nofile})",
+    )
+
+
+def test_plugins_without_management_are_refused(tmp_path):
+    assert_refused(
+        run_validation(tmp_path, rabbitmq_plugins=["rabbitmq_prometheus"]),
+        "rabbitmq_plugins must include rabbitmq_management (rabbitmqadmin, health checks and the tests use it)",
+    )
