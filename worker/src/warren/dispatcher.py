@@ -41,7 +41,8 @@ log = logging.getLogger("warren.worker")
 _NO_HEADERS: Mapping[str, Any] = MappingProxyType({})
 
 # A handler's result on its way to the loop (`run_handler` -> `on_results`): (delivery, action, handler
-# error, handler seconds, acked line rendered ahead or None).
+# error, handler seconds, acked line: rendered ahead, "" when none is wanted, None when the result is not an
+# ack or its line must go through logging).
 Result = tuple[Delivery, Action, str | None, float, str | None]
 
 
@@ -133,8 +134,10 @@ class Dispatcher:
         # Written by the loop only when it queues the ack: a result for a channel that is gone is dropped
         # together with its line.
         acked_line = None
-        if action is ACK and outcome_log.isEnabledFor(ACKED_LEVEL):
-            acked_line = self.outcomes.render_acked(d, duration)
+        if action is ACK:
+            acked_line = (
+                self.outcomes.render_acked(d, duration) if outcome_log.isEnabledFor(ACKED_LEVEL) else ""
+            )
         return (d, action, error, duration, acked_line)
 
     # ---- result -> ack, retry or dead letter -----------------------------------------------------
@@ -146,19 +149,22 @@ class Dispatcher:
         durations: list[float] = []
         acked: list[Delivery] = []
         acked_lines: list[str] = []
+        recorded = 0  # of `acked`, those counted one by one
         for d, action, error, duration, acked_line in batch:
             durations.append(duration)
             if d.session is not session:
                 continue  # its channel is gone; the broker redelivers the message
             if acked_line is not None:
-                # Acked with its line rendered (DEBUG): the whole batch's lines, counts and acks are handed
-                # on together below, not through calls per message.
+                # Acked with its line rendered (DEBUG) or without one (INFO, the production case): the whole
+                # batch's lines, counts and acks are handed on together below, not through calls per message.
                 acked.append(d)
-                acked_lines.append(acked_line)
+                if acked_line:
+                    acked_lines.append(acked_line)
                 continue
-            if action is ACK:  # its line not rendered ahead: not wanted (INFO), or it must go through logging
+            if action is ACK:  # its line must go through logging (a handler listens on the logger)
                 d.outcome = Outcome(ACK, duration=duration)
                 acked.append(d)
+                recorded += 1
                 self.outcomes.record(d)
                 continue
             self.outcomes.handler_failed()
@@ -175,7 +181,7 @@ class Dispatcher:
         self.outcomes.handlers_ran(durations)
         if session is not None:
             session.done(acked)
-            self.outcomes.acked(acked_lines)
+            self.outcomes.acked(len(acked) - recorded, acked_lines)
             self._flush()
 
     def _flush(self) -> None:

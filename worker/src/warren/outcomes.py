@@ -93,10 +93,12 @@ class OutcomeLog:
         us = int(duration * 1_000_000 + 0.5)
         return self._acked_line.render((d.routing_key, d.message_id, d.attempt, us))
 
-    def acked(self, lines: list[str]) -> None:
-        """Acks queued with their lines rendered ahead: counted and written together."""
+    def acked(self, count: int, lines: list[str]) -> None:
+        """`count` acks queued together, with the lines rendered ahead for them (none unless DEBUG): counted
+        and written at once."""
+        if count:
+            self.metrics.record_outcome(ACK, count)
         if lines:
-            self.metrics.record_outcome(ACK, len(lines))
             write_line("".join(lines))
 
     def handlers_ran(self, durations: Iterable[float]) -> None:

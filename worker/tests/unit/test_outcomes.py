@@ -33,7 +33,7 @@ def test_an_acked_line_rendered_ahead_is_the_line_record_writes(
     d = Session(FakeChannel(), "q").receive(deliver(1), Props(), b"{}")
     rendered = outcomes.render_acked(d, 0.000263871)
     assert rendered is not None
-    outcomes.acked([rendered])
+    outcomes.acked(1, [rendered])
     d.outcome = Outcome(Action.ACK, duration=0.000263871)
     outcomes.record(d)
     flush_logs()
