@@ -33,7 +33,6 @@ SSH_KEY_RE = re.compile(
 )
 AUTH_KINDS = ("application", "serviceaccount")
 SSH_SOURCES = ("admin", "iap")
-ROLES = ("rabbitmq", "workers")
 RESERVED_LABELS = ("warren-fleet", "warren-role")
 FIREWALL_SUFFIXES = ("amqp", "management", "prometheus", "cluster", "ssh")
 
@@ -422,8 +421,66 @@ def specs(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def ssh_wait_addresses(results: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, str]]:
+    """The instances whose SSH the controller can wait for: {name, address} for each with an external IP, when
+    SSH is open from the admin CIDRs. With gcp_fleet_ssh_source iap only Google's IAP range reaches port 22 (an
+    external IP would time out), and without external IPs there is nothing the controller could reach directly:
+    then nothing is waited for here and the first play's connection is the check."""
+    if settings.get("ssh_source") != "admin":
+        return []
+    addresses = []
+    for result in results:
+        configs = ((result.get("networkInterfaces") or [{}])[0].get("accessConfigs")) or []
+        nat_ip = configs[0].get("natIP") if configs else None
+        if nat_ip:
+            addresses.append({"name": str(result.get("name")), "address": str(nat_ip)})
+    return addresses
+
+
+def _metadata(metadata: Any) -> dict[str, Any]:
+    """Instance metadata as key -> value, from the API's {"items": [{"key", "value"}]} or an already decoded map."""
+    metadata = metadata or {}
+    if isinstance(metadata.get("items"), list):
+        return {str(entry.get("key")): entry.get("value") for entry in metadata["items"] if isinstance(entry, dict)}
+    return dict(metadata)
+
+
+def instance_drift(existing: list[dict[str, Any]], instances: list[dict[str, Any]]) -> list[str]:
+    """What google.cloud.gcp_compute_instance would leave stale on the instances that already exist (as the API
+    lists them): it updates labels, machine type and a few more fields, but not the metadata (the ssh-keys the
+    deployment logs in with) nor the network tags (the firewall rules' sources and targets). One message per
+    stale field, with the command that applies it."""
+    found = {str(resource.get("name")): resource for resource in existing or []}
+    messages = []
+    for spec in instances:
+        name, zone = spec["name"], spec["zone"]
+        resource = found.get(name)
+        if resource is None:
+            continue  # created from the spec
+        wanted_key = spec["metadata"]["ssh-keys"]
+        if _metadata(resource.get("metadata")).get("ssh-keys") != wanted_key:
+            messages.append(
+                f"{name}: its ssh-keys metadata is not gcp_fleet_ssh_user/gcp_fleet_ssh_public_key's; apply it with "
+                f"`gcloud compute instances add-metadata {name} --zone {zone} --metadata ssh-keys='{wanted_key}'`."
+            )
+        wanted_tags = sorted(spec["tags"]["items"])
+        actual_tags = sorted((resource.get("tags") or {}).get("items") or [])
+        if actual_tags != wanted_tags:
+            extra_tags = sorted(set(actual_tags) - set(wanted_tags))
+            remove = (
+                f" and `gcloud compute instances remove-tags {name} --zone {zone} --tags {','.join(extra_tags)}`"
+                if extra_tags
+                else ""
+            )
+            messages.append(
+                f"{name}: its network tags are {actual_tags or 'none'}, the fleet's are {wanted_tags}; apply them with "
+                f"`gcloud compute instances add-tags {name} --zone {zone} --tags {','.join(wanted_tags)}`{remove}."
+            )
+    return messages
+
+
 class FilterModule:
-    """Validation (lists of problems), specs (module parameters) and the teardown's names."""
+    """Validation (lists of problems), specs (module parameters), the teardown's names and the post-create checks."""
 
     def filters(self):
         return {
@@ -432,4 +489,6 @@ class FilterModule:
             "gcp_fleet_teardown_errors": validate_teardown,
             "gcp_fleet_firewall_names": firewall_names,
             "gcp_fleet_network_ref": network_ref,
+            "gcp_fleet_ssh_wait_addresses": ssh_wait_addresses,
+            "gcp_fleet_instance_drift": instance_drift,
         }

@@ -231,3 +231,74 @@ def test_teardown_needs_confirmation():
     assert gcp.validate_teardown(settings(teardown_confirm="warren")) == []
     # Teardown does not need the provisioning-only values.
     assert gcp.validate_teardown(settings(teardown_confirm="warren", admin_cidrs=[], ssh_public_key="")) == []
+
+
+def _created(name, nat_ip=None, ssh_keys=None, tags=None, spec_key=KEY, spec_tags=("warren-rabbitmq",)):
+    """One result of the instances task: the module's view of the instance, and the spec it was called with."""
+    interface = {"networkIP": "10.42.0.2"}
+    if nat_ip:
+        interface["accessConfigs"] = [{"name": "External NAT", "type": "ONE_TO_ONE_NAT", "natIP": nat_ip}]
+    spec = {
+        "name": name,
+        "zone": "europe-west4-b",
+        "metadata": {"ssh-keys": f"warren-admin:{spec_key}", "enable-oslogin": "FALSE"},
+        "tags": {"items": list(spec_tags)},
+    }
+    return {
+        "name": name,
+        "networkInterfaces": [interface],
+        "metadata": {"ssh-keys": ssh_keys if ssh_keys is not None else f"warren-admin:{spec_key}"},
+        "tags": {"fingerprint": "abc", "items": list(tags if tags is not None else spec_tags)},
+        "item": spec,
+    }
+
+
+def test_item3_with_iap_ssh_nothing_is_waited_for_on_external_ips():
+    results = [_created("warren-rabbitmq-1", "203.0.113.10"), _created("warren-worker-1", "203.0.113.11")]
+    assert gcp.ssh_wait_addresses(results, settings(ssh_source="iap")) == []
+
+
+def test_item3_with_admin_ssh_the_external_ips_are_waited_for_and_internal_only_instances_skipped():
+    results = [_created("warren-rabbitmq-1", "203.0.113.10"), _created("warren-worker-1")]
+    assert gcp.ssh_wait_addresses(results, settings(ssh_source="admin")) == [
+        {"name": "warren-rabbitmq-1", "address": "203.0.113.10"}
+    ]
+
+
+def _existing(spec, ssh_keys=None, tags=None):
+    """An instance as the API lists it (gcp_compute_instance_info): metadata as key/value items."""
+    return {
+        "name": spec["name"],
+        "metadata": {
+            "fingerprint": "xyz",
+            "items": [{"key": "ssh-keys", "value": ssh_keys or spec["metadata"]["ssh-keys"]}],
+        },
+        "tags": {"fingerprint": "abc", "items": list(tags if tags is not None else spec["tags"]["items"])},
+    }
+
+
+def test_item4_new_instances_and_instances_matching_their_spec_have_no_drift():
+    instances = gcp.specs(settings())["instances"]
+    assert gcp.instance_drift([], instances) == []
+    assert gcp.instance_drift([_existing(i) for i in instances], instances) == []
+
+
+def test_item4_a_changed_ssh_key_on_an_existing_instance_is_reported_with_the_command_that_applies_it():
+    instances = gcp.specs(settings())["instances"]
+    [message] = gcp.instance_drift(
+        [_existing(instances[0], ssh_keys="warren-admin:ssh-ed25519 AAAAold old")], instances
+    )
+    assert message.startswith(f"{instances[0]['name']}: its ssh-keys metadata is not gcp_fleet_ssh_user/")
+    assert (
+        f"gcloud compute instances add-metadata {instances[0]['name']} --zone europe-west4-b "
+        f"--metadata ssh-keys='{instances[0]['metadata']['ssh-keys']}'" in message
+    )
+
+
+def test_item4_changed_network_tags_are_reported_with_add_and_remove_commands():
+    instances = gcp.specs(settings())["instances"]
+    worker = next(i for i in instances if i["name"].endswith("worker-1"))
+    [message] = gcp.instance_drift([_existing(worker, tags=["old-tag"])], instances)
+    assert "its network tags are ['old-tag'], the fleet's are ['warren-worker']" in message
+    assert f"gcloud compute instances add-tags {worker['name']} --zone europe-west4-b --tags warren-worker" in message
+    assert f"gcloud compute instances remove-tags {worker['name']} --zone europe-west4-b --tags old-tag" in message

@@ -181,3 +181,30 @@ def test_internal_address_switch(fleet, args, env):
 def test_extra_var_beats_environment(fleet):
     hostvars = _list(fleet, "-e", "warren_gcp_address=external", env={"WARREN_GCP_ADDRESS": "internal"})
     assert hostvars["_meta"]["hostvars"]["warren-rabbitmq-1"]["ansible_host"] == "203.0.113.10"
+
+
+def test_item2_workers_reach_the_brokers_on_their_internal_ips(fleet):
+    """The worker role's own endpoint filter, fed the composed host variables of a real inventory run: a worker's
+    broker endpoints are internal addresses (the only ones the AMQP firewall rule admits), whatever ansible_host."""
+    env = {
+        "ANSIBLE_FILTER_PLUGINS": str(REPO / "roles" / "warren_worker" / "filter_plugins"),
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+    }
+    result = fleet.run(
+        "ansible",
+        "-i",
+        "inventory/gcp",
+        "warren-worker-1",
+        "-m",
+        "ansible.builtin.debug",
+        "-a",
+        "msg={{ groups['rabbitmq'] | warren_amqp_endpoints(hostvars, inventory_hostname, 5672) }}",
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    endpoints = unwrap(json.loads(result.stdout))["plays"][0]["tasks"][0]["hosts"]["warren-worker-1"]["msg"]
+    assert endpoints == ["amqp://10.42.0.2:5672"]
+    hostvars = _list(fleet)["_meta"]["hostvars"]
+    assert hostvars["warren-rabbitmq-1"]["warren_amqp_address"] == "10.42.0.2"
+    assert hostvars["warren-rabbitmq-1"]["ansible_host"] == "203.0.113.10"

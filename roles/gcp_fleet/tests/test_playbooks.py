@@ -138,3 +138,45 @@ def test_confirmed_teardown_looks_the_fleet_up_by_label(offline):
     assert calls[0]["path"].endswith("/projects/demo-proj/zones/us-central1-a/instances")
     assert calls[0]["query"]["filter"] == "labels.warren-fleet = warren"
     assert not [r for r in offline.requests() if "blocked" in r]
+
+
+def _provision(offline, state, **overrides):
+    return offline.run(
+        "ansible-playbook", "playbooks/provision-gcp.yml", "-e", extra(**overrides), env={"FAKEGCP_STATE": str(state)}
+    )
+
+
+def test_item3_with_iap_ssh_provisioning_completes_without_waiting_on_external_ips(offline):
+    """The whole provisioning against a faked Compute Engine that keeps what it is given: with SSH through IAP the
+    controller cannot reach the instances' external IPs, so it must not wait for them (before, it waited up to
+    600 s per instance on an address only IAP may reach, then failed)."""
+    state = offline.tmp / "compute"
+    state.mkdir()
+    result = _provision(offline, state, gcp_fleet_ssh_source="iap", gcp_fleet_worker_count=2)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name.rsplit("__", 1)[1] for p in state.glob("*__instances__*")) == [
+        "warren-rabbitmq-1.json",
+        "warren-worker-1.json",
+        "warren-worker-2.json",
+    ]
+    # No connection was tried to any instance address (the fake records and blocks every one).
+    assert [r for r in offline.requests() if "blocked" in r] == []
+    assert "external 203.0.113.10" in result.stdout  # the fleet summary shows the addresses all the same
+
+
+def test_item4_a_changed_ssh_key_on_existing_instances_stops_the_run_with_the_commands_that_apply_it(offline):
+    state = offline.tmp / "compute"
+    state.mkdir()
+    # Internal IPs only: nothing to wait for on SSH (see the test above), the instances are created as asked.
+    first = _provision(offline, state, gcp_fleet_external_ip=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = _provision(offline, state, gcp_fleet_external_ip=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    new_key = SSH_KEY.replace("FakeKeyForTestsOnly", "RotatedKeyForTests0")
+    rotated = _provision(offline, state, gcp_fleet_external_ip=False, gcp_fleet_ssh_public_key=new_key)
+    assert rotated.returncode != 0
+    assert "gcp_fleet: 2 instance setting(s) the module cannot update, nothing was" in rotated.stdout, rotated.stdout
+    assert (
+        "gcloud compute instances add-metadata warren-rabbitmq-1 --zone us-central1-a "
+        f"--metadata ssh-keys='warren-admin:{new_key}'" in rotated.stdout
+    )

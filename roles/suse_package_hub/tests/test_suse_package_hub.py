@@ -19,10 +19,16 @@ BIN = Path(sys.executable).parent
 ARCH = platform.machine()
 
 FAKE_SUSECONNECT = """#!/bin/sh
-# Fake SUSEConnect: state file = one registered product identifier per line.
+# Fake SUSEConnect: state file = one registered product identifier per line. While the file "$FAKE_STATE.booting"
+# holds a number above 0, --status counts it down and reports nothing registered (a PAYG first boot in progress).
 echo "SUSEConnect $*" >> "$FAKE_CALLS"
 case "$1" in
   --status)
+    booting=$(cat "$FAKE_STATE.booting" 2>/dev/null || echo 0)
+    if [ "$booting" -gt 0 ]; then
+      echo $((booting - 1)) > "$FAKE_STATE.booting"
+      printf '[{"identifier":"SLES","status":"Not Registered"}]\\n'; exit 0
+    fi
     printf '['; sep=''
     while read -r id; do printf '%s{"identifier":"%s","version":"15.6","arch":"%s","status":"Registered"}' \
       "$sep" "$id" "$(uname -m)"; sep=','; done < "$FAKE_STATE"
@@ -56,6 +62,7 @@ class Host:
             "suse_package_hub_suseconnect": str(self.tmp / "SUSEConnect"),
             "suse_package_hub_zypper": str(self.tmp / "zypper"),
             "suse_package_hub_python_interpreter": sys.executable,
+            "suse_package_hub_registration_delay": 0,
             **extra,
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
@@ -98,27 +105,52 @@ def test_syntax_check():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_sles_activates_package_hub_once(tmp_path):
+def test_item6_sles_activates_the_server_applications_module_once_and_not_package_hub(tmp_path):
     host = Host(tmp_path, "sles", ["SLES", "sle-module-basesystem"])
     result, calls = host.run()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert calls == ["SUSEConnect --status", f"SUSEConnect -p PackageHub/15.6/{ARCH}"]
+    # The registration check, then the products' status, then the one missing product.
+    assert calls == [
+        "SUSEConnect --status",
+        "SUSEConnect --status",
+        f"SUSEConnect -p sle-module-server-applications/15.6/{ARCH}",
+    ]
     assert changed(result) == 1
     result, calls = host.run()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert calls == ["SUSEConnect --status"]
+    assert calls == ["SUSEConnect --status", "SUSEConnect --status"]
     assert changed(result) == 0
 
 
 def test_sles_without_python311_gets_the_python_module_and_package_first(tmp_path):
-    host = Host(tmp_path, "sles", ["SLES", "PackageHub"])
+    host = Host(tmp_path, "sles", ["SLES", "sle-module-server-applications"])
     result, calls = host.run(suse_package_hub_python_interpreter=str(tmp_path / "no-python3.11"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls == [
+        "SUSEConnect --status",
         f"SUSEConnect -p sle-module-python3/15.6/{ARCH}",
         "zypper --non-interactive install --no-recommends python311",
         "SUSEConnect --status",
     ]
+
+
+def test_payg_first_boot_registration_is_waited_for(tmp_path):
+    host = Host(tmp_path, "sles", ["SLES", "sle-module-server-applications"])
+    (tmp_path / "state.booting").write_text("3")
+    result, calls = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Three answers "not registered", the fourth "registered", then the products' status.
+    assert calls == ["SUSEConnect --status"] * 5
+    assert not [c for c in calls if c.startswith("SUSEConnect -p")]
+
+
+def test_a_system_that_never_registers_stops_with_a_clear_message_after_bounded_tries(tmp_path):
+    host = Host(tmp_path, "sles", ["SLES"])
+    (tmp_path / "state.booting").write_text("1000")
+    result, calls = host.run(suse_package_hub_registration_retries=4)
+    assert result.returncode != 0
+    assert "lists no registered product after 4 tries 0 s apart" in result.stdout, result.stdout
+    assert calls == ["SUSEConnect --status"] * 4
 
 
 def test_byos_registration_only_when_unregistered(tmp_path):

@@ -5,6 +5,9 @@
    Google's OAuth token endpoint, the Compute Engine aggregatedList of instances (from the JSON file in
    $FAKEGCP_INSTANCES) and any other Compute GET with 404; anything else (a create, a delete) raises, so a
    playbook stops at its first write. Nothing reaches a real server.
+3. With $FAKEGCP_STATE (a directory) set, Compute Engine keeps resources there instead: a POST to a collection
+   stores the body (an instance gets status RUNNING and internal/external IPs), a GET returns what is stored,
+   a DELETE removes it, an action (setLabels, ...) is accepted; each write answers with a finished operation.
 Inactive unless FAKEGCP_LOG is set, so it cannot change anything outside the tests.
 """
 
@@ -95,8 +98,61 @@ if _LOG:
             if url.hostname == "www.googleapis.com" and url.path.endswith("/aggregated/instances"):
                 with open(os.environ["FAKEGCP_INSTANCES"], encoding="utf-8") as handle:
                     return _respond(request, 200, json.load(handle))
+            if os.environ.get("FAKEGCP_STATE") and url.path.startswith("/compute/v1/projects/"):
+                return _stateful(request, url, body)
             if request.method == "GET" and url.path.startswith("/compute/v1/projects/"):
                 # Any single resource: "not found", so a module goes on to create it (and is stopped below).
+                return _respond(request, 404, {"error": {"code": 404, "message": "fakegcp: not found"}})
+            raise OSError(f"fakegcp: no fake for {request.method} {request.url}")
+
+        _KINDS = {"networks": "network", "subnetworks": "subnetwork", "firewalls": "firewall", "instances": "instance"}
+
+        def _stored(path):
+            return os.path.join(os.environ["FAKEGCP_STATE"], path.strip("/").replace("/", "__") + ".json")
+
+        def _operation(request, path):
+            link = f"https://compute.googleapis.com{path}"
+            return _respond(
+                request, 200, {"kind": "compute#operation", "name": "op", "status": "DONE", "targetLink": link}
+            )
+
+        def _stateful(request, url, body):
+            path = url.path.rstrip("/")
+            segments = path.split("/")
+            if request.method == "POST" and segments[-1] in _KINDS:
+                resource = dict(body or {})
+                resource_path = f"{path}/{resource['name']}"
+                resource.update(
+                    kind=f"compute#{_KINDS[segments[-1]]}", selfLink=f"https://compute.googleapis.com{resource_path}"
+                )
+                if segments[-1] == "instances":
+                    number = len([n for n in os.listdir(os.environ["FAKEGCP_STATE"]) if "__instances__" in n])
+                    resource["status"] = "RUNNING"
+                    for interface in resource.get("networkInterfaces", []):
+                        interface["networkIP"] = f"10.42.0.{2 + number}"
+                        for config in interface.get("accessConfigs", []):
+                            config["natIP"] = f"203.0.113.{10 + number}"
+                with open(_stored(resource_path), "w", encoding="utf-8") as handle:
+                    json.dump(resource, handle)
+                return _operation(request, resource_path)
+            if request.method == "POST":  # an action on a resource: .../instances/<name>/setLabels
+                return _operation(request, "/".join(segments[:-1]))
+            if request.method == "DELETE":
+                if os.path.exists(_stored(path)):
+                    os.remove(_stored(path))
+                return _operation(request, path)
+            if request.method == "GET" and segments[-1] in _KINDS:  # a list (gcp_compute_instance_info)
+                prefix = path.strip("/").replace("/", "__") + "__"
+                items = []
+                for name in sorted(os.listdir(os.environ["FAKEGCP_STATE"])):
+                    if name.startswith(prefix) and "__" not in name[len(prefix) :]:
+                        with open(os.path.join(os.environ["FAKEGCP_STATE"], name), encoding="utf-8") as handle:
+                            items.append(json.load(handle))
+                return _respond(request, 200, {"items": items})
+            if request.method == "GET" and os.path.exists(_stored(path)):
+                with open(_stored(path), encoding="utf-8") as handle:
+                    return _respond(request, 200, json.load(handle))
+            if request.method == "GET":
                 return _respond(request, 404, {"error": {"code": 404, "message": "fakegcp: not found"}})
             raise OSError(f"fakegcp: no fake for {request.method} {request.url}")
 

@@ -1,0 +1,102 @@
+"""Items 7 and 8 of issue 21, and its rabbitmqadmin point: playbooks/broker.yml, under the project's ansible.cfg,
+converging a throwaway systemd container of the local Debian image set up the way SUSE's packaging leaves a host:
+
+- item 7: rabbitmq-env.conf sets NODENAME=rabbit@localhost, as SUSE's rabbitmq-server package ships it, and the
+  node has never run under another name;
+- item 8: firewalld runs, but the Python bindings for the interpreter Ansible uses are missing (on SUSE they are
+  built per Python version and firewalld's own are for Python 3.6; here python3-firewall is removed under the
+  running daemon);
+- rabbitmqadmin: the copy served by the management plugin is used, as SUSE does not package it; its
+  `#!/usr/bin/env python3` is SLES's Python 3.6, or nothing on a minimal image, so it must run on Ansible's.
+
+Ansible runs on /usr/bin/python3.11, as the GCP inventory has it. A second converge must change nothing.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
+from throwaway_container import REPO_DIR, docker_exec, throwaway_container
+
+BIN = Path(sys.executable).parent
+SUSE_ENV_FILE = "# as the SUSE rabbitmq-server package ships it\nNODENAME=rabbit@localhost\n"
+
+
+def make_suse_like_broker_host(name):
+    docker_exec(
+        name,
+        "set -e; apt-get update -q >/dev/null;"
+        " DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rabbitmq-server netbase"
+        " firewalld >/dev/null 2>&1;"
+        # SUSE's package neither starts the node nor names it after the host.
+        " systemctl stop rabbitmq-server; rm -rf /var/lib/rabbitmq/mnesia;"
+        f" printf '{SUSE_ENV_FILE}' > /etc/rabbitmq/rabbitmq-env.conf;"
+        " systemctl is-active firewalld;"
+        # The daemon keeps running on the modules it loaded; Ansible's interpreter can no longer import them.
+        " dpkg --remove --force-depends python3-firewall >/dev/null 2>&1",
+    )
+    assert docker_exec(name, "/usr/bin/python3.11 -c 'import firewall'", check=False).returncode != 0
+    assert docker_exec(name, "systemctl is-active firewalld").stdout.strip() == "active"
+
+
+def converge(name, tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  children:\n    rabbitmq:\n      hosts:\n"
+        f"        {name}:\n"
+        "          ansible_connection: docker\n"
+        "          ansible_python_interpreter: /usr/bin/python3.11\n"
+    )
+    variables = {
+        "rabbitmq_erlang_cookie": "Issue21CookieIssue21CookieIssue21",
+        "rabbitmq_admin_password": "issue21-admin-password",
+        # SUSE's rabbitmqadmin path: downloaded from the management API, not packaged.
+        "__rabbitmq_rabbitmqadmin_packaged": False,
+        "__rabbitmq_rabbitmqadmin_path": "/usr/local/bin/rabbitmqadmin",
+    }
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        ANSIBLE_CONFIG=str(REPO_DIR / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+    )
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/broker.yml", "-e", f"@{tmp_path}/vars.json"],
+        cwd=REPO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    return int(re.search(rf"^{re.escape(name)}\s*:.*changed=(\d+)", result.stdout, re.M).group(1))
+
+
+def test_item7_item8_a_suse_like_broker_host_converges_and_reconverges_unchanged(tmp_path):
+    with throwaway_container("issue21-broker", systemd=True) as name:
+        make_suse_like_broker_host(name)
+        converge(name, tmp_path)
+
+        # Item 7: the role owns the node name, and its user management reached that node.
+        assert f"NODENAME=rabbit@{name}" in docker_exec(name, "cat /etc/rabbitmq/rabbitmq-env.conf").stdout
+        users = docker_exec(name, "rabbitmqctl -q list_users --formatter json").stdout
+        assert [u["user"] for u in json.loads(users)] == ["admin"]
+        assert docker_exec(name, "rabbitmqctl -q eval 'node().'").stdout.strip() == f"'rabbit@{name}'"
+
+        # Item 8: the bindings came back for Ansible's interpreter and the ports are open in firewalld.
+        docker_exec(name, "/usr/bin/python3.11 -c 'import firewall.client'")
+        ports = docker_exec(name, "firewall-cmd --zone=public --list-ports").stdout.split()
+        assert {"5672/tcp", "15672/tcp", "15692/tcp"} <= set(ports)
+
+        # rabbitmqadmin runs on the interpreter Ansible uses, and works for root as the tutorials type it.
+        assert docker_exec(name, "head -n 1 /usr/local/bin/rabbitmqadmin").stdout.strip() == "#!/usr/bin/python3.11"
+        assert "admin" in docker_exec(name, "/usr/local/bin/rabbitmqadmin list users name").stdout
+
+        assert converge(name, tmp_path) == 0
