@@ -15,13 +15,14 @@ from role_validation import failure_lines, run_role_validation
 ROLE_DIR = Path(__file__).resolve().parents[1]
 
 # The role loads vars/<OsFamily>.yml from gathered facts before validating; this run gathers none, so it is given
-# the Debian family and that family's list of install methods (what this machine would load).
+# Debian 12's facts and that family's install methods and packages (what this machine would load).
 OS_VARS = yaml.safe_load((ROLE_DIR / "vars" / "Debian.yml").read_text(encoding="utf-8"))
 GOOD = {
-    "ansible_facts": {"os_family": "Debian"},
+    "ansible_facts": {"os_family": "Debian", "distribution": "Debian", "distribution_version": "12.8"},
     "rabbitmq_erlang_cookie": "A" * 20,
     "rabbitmq_admin_password": "twelve-chars",
     "__rabbitmq_install_methods": OS_VARS["__rabbitmq_install_methods"],
+    "__rabbitmq_release_packages": OS_VARS["__rabbitmq_release_packages"],
 }
 
 COOKIE_ERROR = "rabbitmq_erlang_cookie must be 20 to 255 characters of A-Z, a-z and 0-9"
