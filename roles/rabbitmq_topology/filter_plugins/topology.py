@@ -6,6 +6,12 @@ Pure Python on purpose: the unit tests import this file directly, without Ansibl
 `rabbitmq_topology_errors` returns *every* problem it finds (an empty list means valid), each message naming the
 offending entry, e.g. "bindings[2] (events -> order.evnts): destination queue 'order.evnts' is not declared in
 vhost '/'", so one failed run shows everything an operator has to fix.
+
+`rabbitmq_topology_rendered` turns the validated variable into RabbitMQ definitions. A queue's dead-letter wiring
+(`dead_letter_exchange`, `dead_letter_routing_key`) becomes a generated policy, never a queue argument: a client
+that declares the queue the ordinary way (`durable=true`, no arguments) then declares an equivalent queue.
+`rabbitmq_topology_queues_to_migrate` compares the rendered queues with the broker's, for queues declared
+before that (with the wiring in their arguments) or whose arguments changed since.
 """
 
 import base64
@@ -22,6 +28,11 @@ USER_STATES = ("present", "absent")
 # Exchanges every vhost has. They can be bound from and dead-lettered to, never declared ("amq." is reserved).
 BUILTIN_EXCHANGES = ("amq.direct", "amq.fanout", "amq.headers", "amq.match", "amq.rabbitmq.trace", "amq.topic")
 SECTIONS = ("vhosts", "exchanges", "queues", "bindings", "policies")
+# Policies the role writes itself, one per queue with dead-letter wiring: warren.<queue name>.
+GENERATED_POLICY_PREFIX = "warren."
+WIRING_KEYS = ("dead-letter-exchange", "dead-letter-routing-key")
+# Where a migration keeps a queue's messages while the queue is deleted and declared again.
+MIGRATION_SUFFIX = ".warren-migration"
 
 # Allowed keys per kind: key -> (type description, type check, required).
 _STR = ("a string", lambda v: isinstance(v, str))
@@ -31,7 +42,7 @@ _INT = ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool))
 _LIST = ("a list", lambda v: _is_list(v))
 
 SCHEMAS = {
-    "vhosts": {"name": (*_STR, True)},
+    "vhosts": {"name": (*_STR, True), "default_queue_type": (*_STR, False)},
     "exchanges": {
         "name": (*_STR, True),
         "vhost": (*_STR, False),
@@ -165,10 +176,16 @@ def topology_errors(definitions, users=None, extra_exchange_types=None):
 
     # Names first, so that references can be checked against everything declared.
     vhosts = {}
+    default_types = {}
     for index, label, entry in sections["vhosts"]:
         name = _get(entry, "name", None, "vhosts")
+        default_type = _get(entry, "default_queue_type", "classic", "vhosts")
+        if default_type not in QUEUE_TYPES:
+            errors.append(f"{label}: unknown default_queue_type '{default_type}' (known: {_names(QUEUE_TYPES)})")
+            default_type = "classic"
         if name is None:
             continue
+        default_types.setdefault(name, default_type)
         if name == "":
             errors.append(f"{label}: name must not be empty")
         elif name in vhosts:
@@ -205,7 +222,7 @@ def topology_errors(definitions, users=None, extra_exchange_types=None):
         check_vhost(label, entry, "queues")
         name = _get(entry, "name", None, "queues")
         vhost = _vhost(entry, "queues")
-        queue_type = _get(entry, "type", "classic", "queues")
+        queue_type = _get(entry, "type", default_types.get(vhost, "classic"), "queues")
         arguments = _get(entry, "arguments", {}, "queues")
         if queue_type not in QUEUE_TYPES:
             errors.append(f"{label}: unknown queue type '{queue_type}' (known: {_names(QUEUE_TYPES)})")
@@ -302,15 +319,261 @@ def topology_errors(definitions, users=None, extra_exchange_types=None):
             errors.append(f"{label}: definition must not be empty")
         if name is None:
             continue
-        if (vhost, name) in policies:
+        if name.startswith(GENERATED_POLICY_PREFIX):
+            errors.append(
+                f"{label}: policy names starting with '{GENERATED_POLICY_PREFIX}' are reserved for the policies "
+                "Warren generates from the queues' dead_letter_exchange"
+            )
+        elif (vhost, name) in policies:
             errors.append(
                 f"{label}: duplicate policy '{name}' in vhost '{vhost}' (also policies[{policies[(vhost, name)]}])"
             )
         else:
             policies[(vhost, name)] = index
 
+    if not errors:
+        errors.extend(_policy_conflicts(sections["queues"], sections["policies"]))
     errors.extend(_user_errors(users, vhosts))
     return errors
+
+
+def _wiring(queue):
+    """A queue's dead-letter wiring as a policy definition ({} without dead_letter_exchange)."""
+    if "dead_letter_exchange" not in queue:
+        return {}
+    return {
+        "dead-letter-exchange": queue["dead_letter_exchange"],
+        "dead-letter-routing-key": queue.get("dead_letter_routing_key", queue["name"]),
+    }
+
+
+def _policies_on(queue, policies):
+    """The (label, policy) pairs that would apply to this queue on their own, highest priority first."""
+    vhost = queue.get("vhost", "/")
+    matching = [
+        (label, policy)
+        for label, policy in policies
+        if policy.get("vhost", "/") == vhost
+        and policy.get("apply_to", "all") in ("all", "queues")
+        and re.search(policy["pattern"], queue["name"])
+    ]
+    return sorted(matching, key=lambda pair: -pair[1].get("priority", 0))
+
+
+def _policy_conflicts(queues, policies):
+    """Only one policy applies to a queue: the user's policies that match a wired queue must leave one winner whose
+    definition Warren can merge with the wiring. Runs on an otherwise valid topology."""
+    errors = []
+    labelled = [(label, policy) for _, label, policy in policies]
+    for _, label, queue in queues:
+        if "dead_letter_exchange" not in queue:
+            continue
+        matching = _policies_on(queue, labelled)
+        if not matching:
+            continue
+        (winner_label, winner), *others = matching
+        priority = winner.get("priority", 0)
+        tied = [other_label for other_label, other in others if other.get("priority", 0) == priority]
+        if tied:
+            errors.append(
+                f"{label}: {winner_label} and {', '.join(tied)} match this queue with the same priority {priority}; "
+                "RabbitMQ applies only one policy to a queue and which one is unspecified: give them different "
+                "priorities"
+            )
+        wiring = sorted(set(winner["definition"]) & set(WIRING_KEYS))
+        if wiring:
+            errors.append(
+                f"{label}: {winner_label} sets {', '.join(wiring)} on this queue, which has dead_letter_exchange: "
+                "set dead-lettering in one place (the queue's dead_letter_exchange, or the policy alone)"
+            )
+    return errors
+
+
+def _queue_arguments(queue, default_type):
+    """The queue's arguments, with x-queue-type unless it is classic in a vhost whose default is classic: omitting
+    it keeps a plain declaration equivalent. Quorum always gets it: RabbitMQ 3.10 imports definitions without the
+    vhost's default queue type (rabbitmq-server#5399), and a plain declaration is still equivalent where the
+    vhost's default is quorum."""
+    arguments = dict(queue.get("arguments", {}))
+    queue_type = queue.get("type", default_type)
+    if queue_type != "classic" or default_type != "classic":
+        arguments["x-queue-type"] = queue_type
+    return arguments
+
+
+def rendered(definitions):
+    """RabbitMQ definitions of a valid topology: optional keys defaulted, one generated policy per queue with
+    dead-letter wiring. The generated policy carries the wiring merged with the definition of the user's policy
+    that would otherwise apply to the queue (the highest priority match), at one priority above it, so that the
+    one policy RabbitMQ applies has both."""
+    sections = {section: definitions.get(section) or [] for section in SECTIONS}
+    default_types = {vhost["name"]: vhost.get("default_queue_type", "classic") for vhost in sections["vhosts"]}
+    user_policies = [(policy["name"], policy) for policy in sections["policies"]]
+    generated = []
+    for queue in sections["queues"]:
+        wiring = _wiring(queue)
+        if not wiring:
+            continue
+        matching = _policies_on(queue, user_policies)
+        base, priority = {}, 0
+        if matching:
+            base, priority = matching[0][1]["definition"], matching[0][1].get("priority", 0) + 1
+        generated.append(
+            {
+                "name": GENERATED_POLICY_PREFIX + queue["name"],
+                "vhost": queue.get("vhost", "/"),
+                "pattern": "^" + re.escape(queue["name"]) + "$",
+                "apply-to": "queues",
+                "priority": priority,
+                "definition": {**base, **wiring},
+            }
+        )
+    return {
+        "vhosts": [
+            {
+                "name": vhost["name"],
+                **({"default_queue_type": vhost["default_queue_type"]} if "default_queue_type" in vhost else {}),
+            }
+            for vhost in sections["vhosts"]
+        ],
+        "exchanges": [
+            {
+                "name": exchange["name"],
+                "vhost": exchange.get("vhost", "/"),
+                "type": exchange["type"],
+                "durable": exchange.get("durable", True),
+                "auto_delete": exchange.get("auto_delete", False),
+                "internal": exchange.get("internal", False),
+                "arguments": dict(exchange.get("arguments", {})),
+            }
+            for exchange in sections["exchanges"]
+        ],
+        "queues": [
+            {
+                "name": queue["name"],
+                "vhost": queue.get("vhost", "/"),
+                "durable": queue.get("durable", True),
+                "auto_delete": queue.get("auto_delete", False),
+                "arguments": _queue_arguments(queue, default_types.get(queue.get("vhost", "/"), "classic")),
+            }
+            for queue in sections["queues"]
+        ],
+        "bindings": [
+            {
+                "source": binding["source"],
+                "vhost": binding.get("vhost", "/"),
+                "destination": binding["destination"],
+                "destination_type": binding.get("destination_type", "queue"),
+                "routing_key": binding.get("routing_key", ""),
+                "arguments": dict(binding.get("arguments", {})),
+            }
+            for binding in sections["bindings"]
+        ],
+        "policies": [
+            {
+                "name": policy["name"],
+                "vhost": policy.get("vhost", "/"),
+                "pattern": policy["pattern"],
+                "apply-to": policy.get("apply_to", "all"),
+                "priority": policy.get("priority", 0),
+                "definition": dict(policy["definition"]),
+            }
+            for policy in sections["policies"]
+        ]
+        + generated,
+    }
+
+
+def _declaration(queue):
+    """What cannot change on an existing queue: durable, auto_delete, type and the other arguments."""
+    arguments = dict(queue.get("arguments") or {})
+    queue_type = arguments.pop("x-queue-type", None) or queue.get("type") or "classic"
+    return {
+        "durable": queue.get("durable", True),
+        "auto_delete": queue.get("auto_delete", False),
+        "type": queue_type,
+        "arguments": arguments,
+    }
+
+
+def queues_to_migrate(definitions, broker_queues, broker_bindings):
+    """The rendered queues that must be deleted and declared again to match: they exist on the broker (from the
+    management API's /api/queues) with other arguments, durability or type, or a migration left their messages
+    in the temporary queue. Each entry has what the migration module needs, including the bindings to carry over
+    (from /api/bindings: the queue's and the temporary queue's, which has the queue's once a migration began)."""
+    existing = {(queue["vhost"], queue["name"]): queue for queue in broker_queues}
+    migrations = []
+    for queue in definitions["queues"]:
+        key = (queue["vhost"], queue["name"])
+        temporary = existing.get((queue["vhost"], queue["name"] + MIGRATION_SUFFIX))
+        current = existing.get(key)
+        differs = current is not None and _declaration(current) != _declaration(queue)
+        if not differs and temporary is None:
+            continue
+        bindings = []
+        for binding in broker_bindings:
+            carried = {
+                "source": binding["source"],
+                "routing_key": binding["routing_key"],
+                "arguments": binding.get("arguments") or {},
+            }
+            if (
+                binding["vhost"] == queue["vhost"]
+                and binding["destination_type"] == "queue"
+                and binding["destination"] in (queue["name"], queue["name"] + MIGRATION_SUFFIX)
+                and binding["source"] != ""
+                and carried not in bindings
+            ):
+                bindings.append(carried)
+        migrations.append(
+            {
+                "name": queue["name"],
+                "vhost": queue["vhost"],
+                "durable": queue["durable"],
+                "auto_delete": queue["auto_delete"],
+                "arguments": queue["arguments"],
+                "current_arguments": None if current is None else current.get("arguments") or {},
+                "recreate": differs,
+                "messages": (current or {}).get("messages", 0) or 0,
+                "consumers": (current or {}).get("consumers", 0) or 0,
+                "temporary": queue["name"] + MIGRATION_SUFFIX,
+                "bindings": bindings,
+            }
+        )
+    return migrations
+
+
+def vhosts_to_create(definitions, broker_vhosts):
+    """Vhosts of the rendered definitions with a default queue type: those to create before the import (RabbitMQ
+    3.10's import ignores the setting, `rabbitmqctl add_vhost --default-queue-type` does not), and one message per
+    existing vhost whose default differs, which RabbitMQ 3.10 cannot change."""
+    existing = {vhost["name"]: vhost.get("default_queue_type") or "classic" for vhost in broker_vhosts}
+    create, conflicts = [], []
+    for vhost in definitions["vhosts"]:
+        wanted = vhost.get("default_queue_type")
+        if wanted is None:
+            continue
+        if vhost["name"] not in existing:
+            create.append(vhost)
+        elif existing[vhost["name"]] != wanted:
+            conflicts.append(
+                f"vhost {vhost['name']!r} exists with default queue type {existing[vhost['name']]!r}, the topology "
+                f"says {wanted!r}: RabbitMQ 3.10 cannot change it (newer releases: rabbitmqctl "
+                f"update_vhost_metadata {vhost['name']} --default-queue-type {wanted}); or remove "
+                "default_queue_type and give the queues their type"
+            )
+    return {"create": create, "conflicts": conflicts}
+
+
+def migration_line(migration):
+    """One line of the play's stop message about a queue to migrate."""
+    where = f"- vhost {migration['vhost']!r} queue {migration['name']!r}: "
+    if not migration["recreate"]:
+        return where + f"an earlier migration left messages in {migration['temporary']!r}"
+    return where + (
+        f"{migration['messages']} message(s), {migration['consumers']} consumer(s); arguments on the broker "
+        f"{migration['current_arguments']}, in the topology {migration['arguments']}"
+    )
 
 
 def _user_errors(users, vhosts):
@@ -447,6 +710,10 @@ class FilterModule:
     def filters(self):
         return {
             "rabbitmq_topology_errors": topology_errors,
+            "rabbitmq_topology_rendered": rendered,
+            "rabbitmq_topology_queues_to_migrate": queues_to_migrate,
+            "rabbitmq_topology_migration_line": migration_line,
+            "rabbitmq_topology_vhosts_to_create": vhosts_to_create,
             "rabbitmq_topology_module_permissions": module_permissions,
             "rabbitmq_topology_users_to_apply": users_to_apply,
         }

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import add_all_plugin_dirs
 from ansible.template import Templar, trust_as_template
 from topology_cases import (
     ALL_AT_ONCE_ERRORS,
@@ -257,7 +258,9 @@ def test_module_permissions():
 
 
 def render_text(topology):
-    """Render templates/definitions.json.j2 with Ansible's templating engine, as the template module does."""
+    """Render templates/definitions.json.j2 with Ansible's templating engine and the role's filters, as the
+    template module does."""
+    add_all_plugin_dirs(str(ROLE_DIR))
     source = (ROLE_DIR / "templates" / "definitions.json.j2").read_text(encoding="utf-8")
     templar = Templar(loader=DataLoader(), variables={"rabbitmq_topology_definitions": topology})
     return templar.template(trust_as_template(source))
@@ -271,7 +274,6 @@ def test_template_renders_the_default_topology(defaults):
     definitions = render(defaults["rabbitmq_topology_definitions"])
     assert set(definitions) == {"warren_managed", "vhosts", "exchanges", "queues", "bindings", "policies"}
     assert definitions["vhosts"] == [{"name": "/"}]
-    assert definitions["policies"] == []
 
     exchanges = {e["name"]: e for e in definitions["exchanges"]}
     assert {name: e["type"] for name, e in exchanges.items()} == {
@@ -296,10 +298,25 @@ def test_template_renders_the_default_topology(defaults):
     for queue in queues.values():
         assert (queue["vhost"], queue["durable"], queue["auto_delete"]) == ("/", True, False)
         assert "x-queue-type" not in queue["arguments"]
-    for name in work_queues:
-        assert queues[name]["arguments"] == {"x-dead-letter-exchange": "warren.dlx", "x-dead-letter-routing-key": name}
-        assert queues[f"{name}.retry"]["arguments"] == {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": name}
-        assert queues[f"{name}.dlq"]["arguments"] == {}
+        # No arguments at all: the learning path's plain `declare queue name=order.events durable=true` is equivalent.
+        assert queue["arguments"] == {}
+
+    # The dead-letter wiring is in one generated policy per queue, matching that queue's name only.
+    policies = {p["name"]: p for p in definitions["policies"]}
+    expected = {f"warren.{q}": ("warren.dlx", q) for q in work_queues} | {
+        f"warren.{q}.retry": ("", q) for q in work_queues
+    }
+    assert set(policies) == set(expected)
+    for name, (exchange, routing_key) in expected.items():
+        queue = name.removeprefix("warren.")
+        assert policies[name] == {
+            "name": name,
+            "vhost": "/",
+            "pattern": "^" + queue.replace(".", "\\.") + "$",
+            "apply-to": "queues",
+            "priority": 0,
+            "definition": {"dead-letter-exchange": exchange, "dead-letter-routing-key": routing_key},
+        }
 
     bindings = {(b["source"], b["destination"], b["routing_key"]) for b in definitions["bindings"]}
     assert bindings == {
@@ -378,12 +395,8 @@ def test_template_renders_quorum_queues_policies_and_overrides():
             "vhost": "staging",
             "durable": True,
             "auto_delete": False,
-            "arguments": {
-                "x-delivery-limit": 5,
-                "x-queue-type": "quorum",
-                "x-dead-letter-exchange": "dlx",
-                "x-dead-letter-routing-key": "dead",
-            },
+            # Quorum queues keep x-queue-type: RabbitMQ has no other way to choose the type on 3.10.
+            "arguments": {"x-delivery-limit": 5, "x-queue-type": "quorum"},
         },
         {"name": "tmp", "vhost": "/", "durable": False, "auto_delete": True, "arguments": {}},
     ]
@@ -405,7 +418,21 @@ def test_template_renders_quorum_queues_policies_and_overrides():
             "apply-to": "queues",
             "priority": 3,
             "definition": {"max-length": 1000, "overflow": "reject-publish"},
-        }
+        },
+        # The user's policy that matches qq, merged with qq's wiring one priority above it.
+        {
+            "name": "warren.qq",
+            "vhost": "staging",
+            "pattern": "^qq$",
+            "apply-to": "queues",
+            "priority": 4,
+            "definition": {
+                "max-length": 1000,
+                "overflow": "reject-publish",
+                "dead-letter-exchange": "dlx",
+                "dead-letter-routing-key": "dead",
+            },
+        },
     ]
 
 

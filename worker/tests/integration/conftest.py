@@ -1,10 +1,13 @@
-"""Integration fixtures: a RabbitMQ on 127.0.0.1:5672, one throwaway vhost per test, the Warren topology.
+"""Integration fixtures: a RabbitMQ on 127.0.0.1:5672, one throwaway vhost per test, the Warren topology as
+the rabbitmq_topology role renders it (its defaults plus a `test` exchange and work queue).
 
 Only loopback traffic. Every wait is bounded (see `wait_for`).
 """
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 import json
 import os
 import socket
@@ -19,20 +22,14 @@ from typing import Any
 
 import pika
 import pytest
+import yaml
 
 HERE = Path(__file__).resolve().parent
 WORKER_DIR = HERE.parents[1]
+TOPOLOGY_ROLE = WORKER_DIR.parent / "roles" / "rabbitmq_topology"
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 PORT = 5672
-
-# name -> (exchange, type, binding key); exchange "" = default exchange (no binding)
-WORK_QUEUES = {
-    "order.events": ("events", "topic", "order.*"),
-    "jobs": ("", "direct", "jobs"),
-    "whatsapp.notifications": ("notifications", "direct", "whatsapp"),
-    "test.work": ("test", "topic", "test.#"),
-}
 
 
 def _listening() -> bool:
@@ -50,8 +47,10 @@ def broker() -> None:
     assert _listening(), "RabbitMQ is not listening on 127.0.0.1:5672"
 
 
-def rabbitmqctl(*args: str) -> str:
-    proc = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+def rabbitmqctl(*args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(
+        ["rabbitmqctl", "-q", *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, f"rabbitmqctl {' '.join(args)}: {proc.stderr.strip()}"
     return proc.stdout
 
@@ -214,40 +213,52 @@ def _toml(data: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def declare_topology(ch: Any) -> None:
-    """The reference topology of docs/design.md, plus a `test` topic exchange and queue."""
-    ch.exchange_declare("warren.retry", "direct", durable=True)
-    ch.exchange_declare("warren.dlx", "direct", durable=True)
-    for queue, (exchange, kind, key) in WORK_QUEUES.items():
-        if exchange:
-            ch.exchange_declare(exchange, kind, durable=True)
-        ch.queue_declare(
-            queue,
-            durable=True,
-            arguments={"x-dead-letter-exchange": "warren.dlx", "x-dead-letter-routing-key": queue},
-        )
-        if exchange:
-            ch.queue_bind(queue, exchange, routing_key=key)
-        ch.queue_declare(
-            f"{queue}.retry",
-            durable=True,
-            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue},
-        )
-        ch.queue_bind(f"{queue}.retry", "warren.retry", routing_key=queue)
-        ch.queue_declare(f"{queue}.dlq", durable=True)
-        ch.queue_bind(f"{queue}.dlq", "warren.dlx", routing_key=queue)
+def _role_filters() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "topology_filters", TOPOLOGY_ROLE / "filter_plugins" / "topology.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def topology_definitions(vhost: str) -> dict[str, Any]:
+    """The role's rendered definitions of its default topology (docs/design.md) plus a `test` topic exchange
+    and work queue wired the same way, all moved into `vhost`, with guest's permissions there."""
+    filters = _role_filters()
+    defaults = yaml.safe_load((TOPOLOGY_ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    topology = copy.deepcopy(defaults["rabbitmq_topology_definitions"])
+    topology["exchanges"].append({"name": "test", "type": "topic"})
+    topology["queues"] += [
+        {"name": "test.work", "dead_letter_exchange": "warren.dlx"},
+        {"name": "test.work.retry", "dead_letter_exchange": "", "dead_letter_routing_key": "test.work"},
+        {"name": "test.work.dlq"},
+    ]
+    topology["bindings"] += [
+        {"source": "test", "destination": "test.work", "routing_key": "test.#"},
+        {"source": "warren.retry", "destination": "test.work.retry", "routing_key": "test.work"},
+        {"source": "warren.dlx", "destination": "test.work.dlq", "routing_key": "test.work"},
+    ]
+    assert filters.topology_errors(topology) == []
+    definitions: dict[str, Any] = filters.rendered(topology)
+    definitions["vhosts"] = [{"name": vhost}]
+    for section in ("exchanges", "queues", "bindings", "policies"):
+        for entry in definitions[section]:
+            entry["vhost"] = vhost
+    definitions["permissions"] = [
+        {"user": "guest", "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}
+    ]
+    return definitions
 
 
 @pytest.fixture
 def mq(tmp_path: Path) -> Iterator[Broker]:
     vhost = f"warren-test-{uuid.uuid4().hex[:10]}"
     b = Broker(vhost, tmp_path, tmp_path / "records.jsonl")
-    rabbitmqctl("add_vhost", vhost)
+    # One CLI call creates the vhost, guest's permissions and the whole topology.
+    rabbitmqctl("import_definitions", stdin=json.dumps(topology_definitions(vhost)))
     try:
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        conn = pika.BlockingConnection(b.params())
-        declare_topology(conn.channel())
-        conn.close()
         yield b
     finally:
         for proc in b.procs:

@@ -45,14 +45,14 @@ def test_jobs_and_whatsapp_builtins(mq: Broker) -> None:
         mq.write_config("whatsapp.notifications", {"whatsapp": "warren.handlers:whatsapp_notification"})
     )
     with Publisher(vhost=mq.vhost) as pub:
-        pub.publish("", "jobs", {"task": "resize-42", "seconds": 0.1})
+        pub.publish("", "jobs", {"job": "test1", "seconds": 0.1})  # the path's job, simulated work
         pub.publish("notifications", "whatsapp", {"phone": "+911234567890", "message": "Your order shipped"})
         pub.publish("notifications", "whatsapp", {"phone": "+911234567890"})  # no "message"
     wait_for(lambda: outcome_lines(jobs_log, "acked"), 15, "job acked")
     wait_for(lambda: outcome_lines(wa_log, "dead-lettered"), 15, "bad notification dead-lettered")
     wait_for(lambda: outcome_lines(wa_log, "acked"), 15, "notification acked")
     assert stop(jobs) == 0 and stop(wa) == 0
-    assert "Done job resize-42" in jobs_log.read_text()
+    assert "Done job {'job': 'test1', 'seconds': 0.1}" in jobs_log.read_text()
     assert "Sending WhatsApp message to +911234567890: Your order shipped" in wa_log.read_text()
     (dead,) = mq.get_all("whatsapp.notifications.dlq")
     assert dead[0].headers["x-warren-reason"] == "invalid-message"
