@@ -113,6 +113,10 @@ demo-clean: ## Remove the demo container
 bench-converge: venv image image-arm64 ## Benchmark: first converge vs idempotent re-run, x86_64 and arm64 side by side
 	$(TOOLS)/benchmark-converge.sh
 
+.PHONY: bench-logging
+bench-logging: venv image ## Benchmark: the demo appliance's drain rate at the default log level vs. logging off
+	python $(TOOLS)/benchmark-logging.py
+
 .PHONY: bench-worker
 bench-worker: bench-venv ## Benchmark: worker and publisher throughput against the local test broker
 	worker/scripts/ensure-test-broker.sh

@@ -11,8 +11,8 @@ Each consumer runs twice under callgrind, on N1 and N2 messages of the same queu
 
 * select: a bare pika SelectConnection that acks every 250th message, pika's own cost per message;
 * tight: throughput.py's tight reference (BlockingConnection, prefetch 1000, ack multiple every 250);
-* warren: warren-worker with the no-op handler (prefetch 1000, concurrency 8), at INFO (one outcome line per
-  message, production) and at WARNING;
+* warren: warren-worker with the no-op handler (prefetch 1000, concurrency 8), at INFO (production: no line
+  per acked message since issue 26; before, one) and at WARNING;
 * hot path: hot_path.py, Warren's own per-message path without broker or pika, at INFO and WARNING (on
   N1 * 2 and N2 * 2 deliveries: it needs no broker, so more are cheap). warren minus hot path is what
   pika, the pool hand-off and the I/O loop cost the worker.

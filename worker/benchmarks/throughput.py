@@ -361,7 +361,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=100_000, help="messages per run (default 100000)")
     ap.add_argument("--rounds", type=int, default=5, help="rounds of the no-op comparison (default 5)")
     ap.add_argument(
-        "--log-level", default="INFO", help="warren-worker log level (INFO = one line per message)"
+        "--log-level", default="INFO", help="warren-worker log level (DEBUG: a line per acked message)"
     )
     ap.add_argument(
         "--queue-arguments",

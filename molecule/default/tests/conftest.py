@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 from collections.abc import Iterator
@@ -99,3 +100,30 @@ def workers_paused(host: Any) -> Iterator[None]:
         if deployed:
             # Starting the target returns at once; starting the units by name waits until each is consuming.
             host.run_expect([0], f"systemctl start {WORKERS_TARGET} " + " ".join(running))
+
+
+@contextlib.contextmanager
+def profiles_at_debug(host: Any, *profiles: str) -> Iterator[None]:
+    """Run every instance of `profiles` at DEBUG, for checks that need a line per acknowledged message.
+
+    At the deployed level (INFO) an acked message writes no line of its own (docs/operations.md, "Logs").
+    """
+    paths = [f"/etc/warren/{profile}.toml" for profile in profiles]
+    units = " ".join(f"'warren-worker@{profile}-*'" for profile in profiles)
+    for path in paths:
+        host.run_expect([0], f"cp -p {path} {path}.deployed")
+    try:
+        for path in paths:
+            host.run_expect([0], f"sed -i 's/^level = .*/level = \"DEBUG\"/' {path}")
+        host.run_expect([0], f"systemctl restart {units}")
+        yield
+    finally:
+        for path in paths:
+            host.run_expect([0], f"mv {path}.deployed {path}")
+        host.run_expect([0], f"systemctl restart {units}")
+
+
+@pytest.fixture
+def orders_at_debug(host: Any) -> Iterator[None]:
+    with profiles_at_debug(host, "orders"):
+        yield

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import queue_depths
+from conftest import profiles_at_debug, queue_depths
 from test_workers import journal_since, wait_until_drained
 
 # (command as the path prints it, with ./rabbitmqadmin as the installed rabbitmqadmin; its expected output)
@@ -61,7 +62,13 @@ def test_listings_show_the_paths_entities(host: Any, command: str) -> None:
     assert "events" in host.run_expect([0], command).stdout
 
 
-def test_every_payload_is_handled_acked_and_none_dead_lettered(host: Any) -> None:
+@pytest.fixture
+def orders_and_jobs_at_debug(host: Any) -> Iterator[None]:
+    with profiles_at_debug(host, "orders", "jobs"):  # the acked lines below are DEBUG
+        yield
+
+
+def test_every_payload_is_handled_acked_and_none_dead_lettered(host: Any, orders_and_jobs_at_debug: None) -> None:
     dead_before = dlq_depths(host)
     start = time.time()
     for command in PUBLISHES:

@@ -99,7 +99,7 @@ def test_tutorial_commands_are_processed(host: Any) -> None:
     assert "Sending WhatsApp message to +911234567890: Your order has shipped" in journal
 
 
-def test_messages_published_during_a_restart_are_all_processed(host: Any) -> None:
+def test_messages_published_during_a_restart_are_all_processed(host: Any, orders_at_debug: None) -> None:
     """1,000 persistent messages while every orders instance restarts: duplicates allowed, losses not."""
     run = uuid.uuid4().hex[:8]
     total, batches = 1000, 10

@@ -109,6 +109,30 @@ def settings_errors(endpoints: Any, password: Any, drain_timeout: Any, max_attem
     return errors
 
 
+# A systemd time span as the unit's LogRateLimitIntervalSec= takes it: "10s", "1min", "500ms", or bare seconds.
+_TIMESPAN = re.compile(r"^\s*[0-9]+\s*(us|usec|ms|msec|s|sec|seconds?|m|min|minutes?|h|hr|hours?)?\s*$")
+
+
+def log_settings_errors(rate_interval: Any, rate_burst: Any, summary_interval: Any, tutorial_rate: Any) -> list[str]:
+    """Every problem with the logging settings that go into the unit (the profile's are checked by --check)."""
+    errors = []
+    is_span = isinstance(rate_interval, int | str) and not isinstance(rate_interval, bool)
+    if not is_span or not _TIMESPAN.match(str(rate_interval)):
+        errors.append(
+            "warren_worker_log_rate_limit_interval must be a systemd time span such as 10s or 1min, "
+            f"got {rate_interval!r}"
+        )
+    for name, value in (
+        ("warren_worker_log_rate_limit_burst", rate_burst),
+        ("warren_worker_log_summary_interval", summary_interval),
+        ("warren_worker_log_tutorial_rate", tutorial_rate),
+    ):
+        value = _as_int(value)
+        if not _is_int(value) or value < 0:
+            errors.append(f"{name} must be an integer >= 0, got {value!r}")
+    return errors
+
+
 def metrics_port_errors(profiles: Any, base_port: Any) -> list[str]:
     """Problems with the metrics ports the instances would get: each profile has a block of ten, so an 11th
     instance would listen on the next profile's first port; and no port may pass 65535."""
@@ -151,5 +175,6 @@ class FilterModule:
             "warren_amqp_endpoints": amqp_endpoints,
             "warren_worker_profile_errors": profile_errors,
             "warren_worker_settings_errors": settings_errors,
+            "warren_worker_log_settings_errors": log_settings_errors,
             "warren_worker_metrics_port_errors": metrics_port_errors,
         }

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "filter_plugins"))
-from warren_worker import amqp_endpoints, profile_errors, settings_errors, worker_instances
+from warren_worker import amqp_endpoints, log_settings_errors, profile_errors, settings_errors, worker_instances
 
 PROFILE = {
     "name": "orders",
@@ -123,4 +123,15 @@ def test_settings_errors_name_each_setting():
     assert settings_errors(["mq-1:5672"], "s3cret", "thirty", 5) == [
         "warren_worker_amqp_endpoints: every entry must be an amqp:// or amqps:// URL",
         "warren_worker_drain_timeout must be a positive number of seconds, got 'thirty'",
+    ]
+
+
+def test_log_settings_errors_name_each_setting():
+    assert log_settings_errors("10s", 100000, 60, 10) == []
+    assert log_settings_errors(30, "0", "0", 0) == []  # bare seconds; extra vars arrive as strings
+    assert log_settings_errors("ten seconds", -1, "often", True) == [
+        "warren_worker_log_rate_limit_interval must be a systemd time span such as 10s or 1min, got 'ten seconds'",
+        "warren_worker_log_rate_limit_burst must be an integer >= 0, got -1",
+        "warren_worker_log_summary_interval must be an integer >= 0, got 'often'",
+        "warren_worker_log_tutorial_rate must be an integer >= 0, got True",
     ]

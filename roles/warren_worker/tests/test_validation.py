@@ -52,3 +52,20 @@ def test_bad_profiles_are_listed_by_name(tmp_path):
         "- warren_worker_profiles[1] (jobs): handler for 'jobs' must look like 'package.module:function'",
         "- warren_worker_drain_timeout must be a positive number of seconds, got -1",
     ]
+
+
+def test_bad_log_settings_fail_before_anything_is_installed(tmp_path):
+    result = run_validation(
+        tmp_path,
+        {
+            "warren_amqp_password": "test-only",
+            "warren_worker_amqp_endpoints": ENDPOINTS,
+            "warren_worker_log_rate_limit_interval": "soon",
+            "warren_worker_log_rate_limit_burst": -5,
+        },
+    )
+    assert failure_lines(result) == [
+        "Invalid warren_worker settings: 2 error(s)",
+        "- warren_worker_log_rate_limit_interval must be a systemd time span such as 10s or 1min, got 'soon'",
+        "- warren_worker_log_rate_limit_burst must be an integer >= 0, got -5",
+    ]

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from warren.retry import Backoff
 from warren.routing import pattern_problem
+from warren.toml_reader import TomlReader
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("plain", "json")
@@ -76,6 +77,10 @@ class WorkerConfig:
     log_format: str
     log_level: str
     metrics_listen: tuple[str, int] | None
+    # Seconds between summary lines (0: only the one at exit) and the built-in handlers' tutorial lines:
+    # messages a second that get them (docs/operations.md, "Logs").
+    log_summary_interval: float = 60.0
+    log_tutorial_rate: int = 10
 
 
 _SCHEMA: dict[str, set[str]] = {
@@ -84,47 +89,10 @@ _SCHEMA: dict[str, set[str]] = {
     "handlers": set(),  # free-form: pattern -> import path
     "retry": {"exchange", "max_attempts", "initial_delay", "multiplier", "max_delay"},
     "dead_letter": {"exchange"},
-    "logging": {"format", "level"},
+    "logging": {"format", "level", "summary_interval", "tutorial_rate"},
     "metrics": {"listen"},
 }
 _REQUIRED_SECTIONS = ("broker", "consumer", "handlers")
-
-_MISSING = object()
-
-
-class _Reader:
-    """Typed getters that record problems instead of raising, so one run reports everything."""
-
-    def __init__(self, data: Mapping[str, Any], problems: list[str]) -> None:
-        self.data = data
-        self.problems = problems
-
-    def section(self, name: str) -> Mapping[str, Any]:
-        value = self.data.get(name, {})
-        if not isinstance(value, Mapping):
-            self.problems.append(f"[{name}] must be a table")
-            return {}
-        return value
-
-    def get(self, sec: str, key: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
-        value = self.section(sec).get(key, _MISSING)
-        if value is _MISSING:
-            if default is _MISSING:
-                self.problems.append(f"{sec}.{key} is required")
-            return None if default is _MISSING else default
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # TOML booleans are ints to Python; never accept one where a number is wanted.
-        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-        if not ok:
-            names = " or ".join("number" if k is float else _TYPE_NAMES.get(k, k.__name__) for k in kinds)
-            self.problems.append(
-                f"{sec}.{key} must be {names}, got {_TYPE_NAMES.get(type(value), type(value).__name__)}"
-            )
-            return None
-        return float(value) if float in kinds and isinstance(value, int) else value
-
-
-_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", bool: "a boolean", dict: "a table"}
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> WorkerConfig:
@@ -142,7 +110,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
 
 def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str]) -> WorkerConfig:
     problems: list[str] = []
-    r = _Reader(data, problems)
+    r = TomlReader(data, problems)
 
     for name in data:
         if name not in _SCHEMA:
@@ -167,11 +135,18 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
     level = r.get("logging", "level", str, "INFO")
     if level is not None and level.upper() not in LOG_LEVELS:
         problems.append(f"logging.level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    summary_interval = r.get("logging", "summary_interval", (int, float), 60.0)
+    if summary_interval is not None and summary_interval < 0:
+        problems.append("logging.summary_interval must be >= 0 (0 = only the summary at exit)")
+    tutorial_rate = r.get("logging", "tutorial_rate", int, 10)
+    if tutorial_rate is not None and tutorial_rate < 0:
+        problems.append("logging.tutorial_rate must be >= 0 (0 = no tutorial lines)")
     listen = _listen(r)
 
     if problems:
         raise ConfigError(path, problems)
     assert broker and consumer and retry and dlx is not None and log_format and level
+    assert summary_interval is not None and tutorial_rate is not None
     return WorkerConfig(
         path=path,
         broker=broker,
@@ -182,6 +157,8 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
         log_format=log_format,
         log_level=level.upper(),
         metrics_listen=listen,
+        log_summary_interval=summary_interval,
+        log_tutorial_rate=tutorial_rate,
     )
 
 
@@ -204,7 +181,7 @@ def _endpoint_problem(url: str) -> str | None:
     return None
 
 
-def _broker(r: _Reader, environ: Mapping[str, str]) -> BrokerConfig | None:
+def _broker(r: TomlReader, environ: Mapping[str, str]) -> BrokerConfig | None:
     start = len(r.problems)
     endpoints = r.get("broker", "endpoints", list)
     if endpoints is not None:
@@ -234,7 +211,7 @@ def _broker(r: _Reader, environ: Mapping[str, str]) -> BrokerConfig | None:
     return BrokerConfig(tuple(endpoints), vhost, username, password, heartbeat, timeout)
 
 
-def _password(r: _Reader, environ: Mapping[str, str]) -> str | None:
+def _password(r: TomlReader, environ: Mapping[str, str]) -> str | None:
     name = r.get("broker", "password_file", str)
     if name is None:
         return None
@@ -266,7 +243,7 @@ def _password(r: _Reader, environ: Mapping[str, str]) -> str | None:
     return password
 
 
-def _consumer(r: _Reader) -> ConsumerConfig | None:
+def _consumer(r: TomlReader) -> ConsumerConfig | None:
     start = len(r.problems)
     queue = r.get("consumer", "queue", str)
     if queue == "":
@@ -310,7 +287,7 @@ def import_handler(target: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
-def _handlers(r: _Reader) -> tuple[HandlerSpec, ...]:
+def _handlers(r: TomlReader) -> tuple[HandlerSpec, ...]:
     table = r.section("handlers")
     if "handlers" in r.data and not table:
         r.problems.append("[handlers] must map at least one routing-key pattern to a handler")
@@ -330,7 +307,7 @@ def _handlers(r: _Reader) -> tuple[HandlerSpec, ...]:
     return tuple(specs)
 
 
-def _retry(r: _Reader) -> RetryConfig | None:
+def _retry(r: TomlReader) -> RetryConfig | None:
     start = len(r.problems)
     exchange = r.get("retry", "exchange", str, "warren.retry")
     max_attempts = r.get("retry", "max_attempts", int, 5)
@@ -359,7 +336,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _listen(r: _Reader) -> tuple[str, int] | None:
+def _listen(r: TomlReader) -> tuple[str, int] | None:
     value = r.get("metrics", "listen", str, "")
     if not value:
         return None

@@ -1,16 +1,19 @@
 """Connecting to the broker, for both programs: endpoint rotation and reconnect backoff, pika connection
-parameters, and telling a refusal (credentials, vhost, permissions) from any other failure."""
+parameters, telling a refusal (credentials, vhost, permissions) from any other failure, and saying why a
+connection failed in one line."""
 
 from __future__ import annotations
 
 import random
+import socket
 import ssl
 from urllib.parse import urlsplit
 
 import pika
 import pika.exceptions as pex
+from pika.adapters.utils import connection_workflow as cw
 
-from warren.retry import Backoff
+from warren.retry import Backoff, error_line
 
 RECONNECT_BACKOFF = Backoff(initial=1.0, multiplier=2.0, maximum=30.0)
 
@@ -45,6 +48,12 @@ class Endpoints:
 
     def succeeded(self) -> None:
         self.failures = 0
+
+    def retry_line(self, reason: str, delay: float) -> str:
+        """The one line for a failed or lost connection (`failed` counted it): why, then when and where
+        the next attempt goes."""
+        upcoming = describe(self.urls[self._next])
+        return f"{reason}; next attempt in {delay:.1f}s to {upcoming} ({self.failures} consecutive failures)"
 
 
 def connection_parameters(
@@ -89,6 +98,51 @@ def refuses_access(err: BaseException) -> bool:
     if isinstance(err, _AUTH_ERRORS):
         return True
     return isinstance(err, pex.ConnectionClosedByBroker) and err.reply_code in PERMISSION_CODES
+
+
+def failure_reason(err: BaseException | None) -> str:
+    """Why a connection attempt failed or an open connection went away, on one line.
+
+    pika wraps a failed attempt several layers deep (AMQPConnectionError -> workflow failed -> connector
+    phase error -> the socket's OSError) and the outer exception's str() is often empty; the worker's one
+    WARNING per attempt is all the default level shows (logs.quiet_pika), so it names the phase and the
+    root cause itself: "TCP connect failed: Connection refused".
+    """
+    if err is None:
+        return "no reason given"
+    # AMQPConnectionError(AMQPConnectionWorkflowFailed(...)): the wrapper says nothing of its own.
+    if type(err) is pex.AMQPConnectionError and err.args and isinstance(err.args[0], BaseException):
+        return failure_reason(err.args[0])
+    if isinstance(err, cw.AMQPConnectionWorkflowFailed):
+        return failure_reason(err.exceptions[-1] if err.exceptions else None)
+    if isinstance(err, cw.AMQPConnectorSocketConnectError):
+        inner = err.exception
+        return f"TCP connect failed: {_os_error(inner) if isinstance(inner, OSError) else error_line(inner)}"
+    if isinstance(err, cw.AMQPConnectorTransportSetupError):
+        return f"TLS setup failed: {error_line(err.exception)}"
+    if isinstance(err, cw.AMQPConnectorAMQPHandshakeError):
+        return f"AMQP handshake failed: {failure_reason(err.exception)}"
+    if isinstance(err, cw.AMQPConnectorStackTimeout):
+        return "timed out before the connection was open"
+    if isinstance(err, socket.gaierror):
+        return f"address lookup failed: {_os_error(err)}"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS failed: {error_line(err)}"
+    if isinstance(err, pex.ConnectionClosedByBroker):
+        return f"closed by the broker: {err.reply_code} {err.reply_text}"
+    if isinstance(err, pex.ConnectionClosed):
+        return f"closed: {err.reply_code} {err.reply_text}"
+    if isinstance(err, pex.AMQPHeartbeatTimeout):
+        return f"no heartbeat from the broker ({error_line(err)})"
+    if isinstance(err, pex.StreamLostError):
+        return f"connection lost: {str(err) or type(err).__name__}"
+    if isinstance(err, OSError):
+        return _os_error(err)
+    return error_line(err)
+
+
+def _os_error(exc: OSError) -> str:
+    return exc.strerror or error_line(exc)
 
 
 def describe(url: str) -> str:

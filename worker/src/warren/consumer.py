@@ -4,8 +4,9 @@ Shape follows pika's examples/asynchronous_consumer_example.py: one callback per
 (connection -> channel -> confirm mode -> qos -> consume), reconnect on close, consumer-cancel handling,
 stop = cancel, then close. Each open channel gets a `Session` (its deliveries, acks and confirms); the
 `Dispatcher` runs handlers on its deliveries and settles the results; an `OutcomeLog` writes the outcome
-lines and counts. One IOLoop serves every connection, so results that finish during a reconnect belong to
-a session that is gone and are dropped (the broker redelivers those messages). docs/design.md draws it.
+lines and counts, which a `Summary` puts in the journal once a period. One IOLoop serves every connection,
+so results that finish during a reconnect belong to a session that is gone and are dropped (the broker
+redelivers those messages). docs/design.md draws it.
 """
 
 from __future__ import annotations
@@ -22,14 +23,22 @@ import pika.exceptions as pex
 from pika.adapters.select_connection import IOLoop
 
 from warren.config import BrokerConfig, WorkerConfig
-from warren.connection import PERMISSION_CODES, Endpoints, connection_parameters, describe, refuses_access
+from warren.connection import (
+    PERMISSION_CODES,
+    Endpoints,
+    connection_parameters,
+    describe,
+    failure_reason,
+    refuses_access,
+)
 from warren.dispatcher import Dispatcher
 from warren.exits import EX_NOPERM, EX_OK
 from warren.logs import flush_logs
 from warren.metrics import Metrics
-from warren.notify import Notifier
+from warren.notify import Notifier, status_text
 from warren.outcomes import OutcomeLog
 from warren.session import Session
+from warren.summary import Summary
 
 log = logging.getLogger("warren.worker")
 
@@ -54,6 +63,7 @@ class Worker:
             config, OutcomeLog(self.queue, metrics), self.ioloop.add_callback_threadsafe, self._on_acks_sent
         )
         self.endpoints = Endpoints(config.broker.endpoints)
+        self.summary = Summary(metrics, self.queue, config.log_summary_interval)
 
         self.state = State.RUNNING
         self.exit_status: int | None = None
@@ -61,6 +71,7 @@ class Worker:
 
         self._connection: Any = None
         self._url = ""
+        self._disconnect = ""  # why the current connection failed or ended, for the reconnect line
         self._consumer_tag: str | None = None
         self._drain_deadline = 0.0
         self._ready_sent = False
@@ -99,12 +110,14 @@ class Worker:
                 if self.state is not State.RUNNING or self.exit_status is not None:
                     break
                 delay = self.endpoints.failed()
-                log.warning("reconnecting in %.1fs (attempt %d)", delay, self.endpoints.failures)
+                # One line per attempt that says it all; pika's own error lines stay out (logs.quiet_pika).
+                log.warning("%s", self.endpoints.retry_line(self._disconnect, delay))
                 self._status(f"reconnecting in {delay:.0f}s")
                 self._sleep(delay)
         finally:
-            self._shutdown_pool()
+            self.abandoned_work = self.dispatcher.shutdown(self.abandoned_work)
             self.notifier.close()
+            self.summary.final()
         return EX_OK if self.exit_status is None else self.exit_status
 
     def _sleep(self, seconds: float) -> None:
@@ -117,19 +130,12 @@ class Worker:
             self.state = State.CLOSING
             self.notifier.stopping()
 
-    def _shutdown_pool(self) -> None:
-        session = self.session
-        if self.abandoned_work or (session is not None and session.running()):
-            # Handlers still running belong to a channel that is gone; the broker redelivers their
-            # messages. Don't wait for them (a hung handler must not block exit).
-            self.abandoned_work = True
-        self.dispatcher.pool.shutdown(wait=not self.abandoned_work)
-
     # ---- connection ------------------------------------------------------------------------------
 
     def _connect(self) -> None:
         self._url = self.endpoints.next_url()
-        log.info("connecting to %s vhost %s", describe(self._url), self.cfg.broker.vhost)
+        self._disconnect = f"disconnected from {describe(self._url)}"  # unless a callback knows better
+        log.debug("connecting to %s vhost %s", describe(self._url), self.cfg.broker.vhost)
         self._connection = pika.SelectConnection(
             parameters=_parameters(self._url, self.cfg.broker),
             on_open_callback=self._on_connection_open,
@@ -143,14 +149,17 @@ class Worker:
         connection.channel(on_open_callback=self._on_channel_open)
 
     def _on_connection_open_error(self, _connection: Any, err: BaseException) -> None:
-        if _log_open_error(err, self._url, self.cfg.broker) == EX_NOPERM:
+        reason = _open_error(err, self._url, self.cfg.broker)
+        if reason is None:
             self.exit_status = EX_NOPERM
+        else:
+            self._disconnect = reason  # logged by run() with the next attempt
         self.ioloop.stop()
 
     def _on_connection_closed(self, _connection: Any, reason: BaseException) -> None:
         self._forget_session()
-        if not isinstance(reason, pex.ConnectionClosedByClient):
-            log.warning("connection to %s lost: %s", describe(self._url), reason)
+        if not isinstance(reason, pex.ConnectionClosedByClient):  # logged by run() with the next attempt
+            self._disconnect = f"connection to {describe(self._url)} lost: {failure_reason(reason)}"
         self.ioloop.stop()
 
     def _close_connection(self) -> None:
@@ -285,6 +294,7 @@ class Worker:
         if session is not None and session.channel.is_open:
             session.requeue_due(now)
         self.notifier.watchdog_if_due()
+        self.summary.tick()
         flush_logs()
         if self.notifier.status_due():
             self._status()
@@ -311,23 +321,15 @@ def _parameters(url: str, broker: BrokerConfig) -> pika.ConnectionParameters:
     )
 
 
-def status_text(queue: str, counts: dict[str, int], in_flight: int) -> str:
-    """The STATUS= systemctl shows."""
-    return (
-        f"{queue}: processed={counts['processed']} failed={counts['failed']} retried={counts['retried']} "
-        f"dead_lettered={counts['dead_lettered']} in_flight={in_flight}"
-    )
-
-
-def _log_open_error(err: BaseException, url: str, broker: BrokerConfig) -> int | None:
-    """Say why connecting failed; EX_NOPERM when the broker refused the credentials or the vhost."""
+def _open_error(err: BaseException, url: str, broker: BrokerConfig) -> str | None:
+    """Why connecting failed, for the reconnect line; None when the broker refused the credentials or the
+    vhost, which is logged here: only an operator can fix that."""
     if refuses_access(err):
         log.error(
             "broker %s refused user %r on vhost %r: %s", describe(url), broker.username, broker.vhost, err
         )
-        return EX_NOPERM
-    log.warning("cannot connect to %s: %s", describe(url), err or type(err).__name__)
-    return None
+        return None
+    return f"cannot connect to {describe(url)}: {failure_reason(err)}"
 
 
 def _log_channel_closed(reason: BaseException, queue: str) -> int | None:

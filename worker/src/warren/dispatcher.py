@@ -15,10 +15,11 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any
 
+from warren import tutorial
 from warren.config import HandlerSpec, WorkerConfig
 from warren.decoding import check_required, decode_body
 from warren.handlers import InvalidMessage, Message, required_fields
-from warren.outcomes import ACK, DEAD_LETTER, RETRY, Outcome, OutcomeLog, outcome_log
+from warren.outcomes import ACK, ACKED_LEVEL, DEAD_LETTER, RETRY, Outcome, OutcomeLog, outcome_log
 from warren.pool import HandlerPool
 from warren.properties import republish_properties
 from warren.retry import (
@@ -40,7 +41,8 @@ log = logging.getLogger("warren.worker")
 _NO_HEADERS: Mapping[str, Any] = MappingProxyType({})
 
 # A handler's result on its way to the loop (`run_handler` -> `on_results`): (delivery, action, handler
-# error, handler seconds, acked line rendered ahead or None).
+# error, handler seconds, acked line: rendered ahead, "" when none is wanted, None when the result is not an
+# ack or its line must go through logging).
 Result = tuple[Delivery, Action, str | None, float, str | None]
 
 
@@ -70,7 +72,17 @@ class Dispatcher:
             config.consumer.concurrency, self.run_handler, "warren-handler", partial(wake, self.on_results)
         )
         self.session: Session | None = None  # the open channel's; results of any other are stale
+        tutorial.configure(config.log_tutorial_rate)  # the built-in handlers' lines a second
         self._settled = settled
+
+    def shutdown(self, abandon: bool) -> bool:
+        """Stop the handler threads; returns whether work is abandoned: `abandon`, or handlers still
+        running for a channel that is gone (the broker redelivers their messages; a hung handler must
+        not block exit, so they are not waited for)."""
+        session = self.session
+        abandon = abandon or (session is not None and session.running() > 0)
+        self.pool.shutdown(wait=not abandon)
+        return abandon
 
     # ---- delivery -> handler ---------------------------------------------------------------------
 
@@ -122,8 +134,10 @@ class Dispatcher:
         # Written by the loop only when it queues the ack: a result for a channel that is gone is dropped
         # together with its line.
         acked_line = None
-        if action is ACK and outcome_log.isEnabledFor(logging.INFO):
-            acked_line = self.outcomes.render_acked(d, duration)
+        if action is ACK:
+            acked_line = (
+                self.outcomes.render_acked(d, duration) if outcome_log.isEnabledFor(ACKED_LEVEL) else ""
+            )
         return (d, action, error, duration, acked_line)
 
     # ---- result -> ack, retry or dead letter -----------------------------------------------------
@@ -135,19 +149,22 @@ class Dispatcher:
         durations: list[float] = []
         acked: list[Delivery] = []
         acked_lines: list[str] = []
+        recorded = 0  # of `acked`, those counted one by one
         for d, action, error, duration, acked_line in batch:
             durations.append(duration)
             if d.session is not session:
                 continue  # its channel is gone; the broker redelivers the message
             if acked_line is not None:
-                # Acked with its line rendered (INFO, the production case): the whole batch's lines, counts
-                # and acks are handed on together below, not through calls per message.
+                # Acked with its line rendered (DEBUG) or without one (INFO, the production case): the whole
+                # batch's lines, counts and acks are handed on together below, not through calls per message.
                 acked.append(d)
-                acked_lines.append(acked_line)
+                if acked_line:
+                    acked_lines.append(acked_line)
                 continue
-            if action is ACK:  # its line not rendered ahead: below INFO, or it must go through logging
+            if action is ACK:  # its line must go through logging (a handler listens on the logger)
                 d.outcome = Outcome(ACK, duration=duration)
                 acked.append(d)
+                recorded += 1
                 self.outcomes.record(d)
                 continue
             self.outcomes.handler_failed()
@@ -164,7 +181,7 @@ class Dispatcher:
         self.outcomes.handlers_ran(durations)
         if session is not None:
             session.done(acked)
-            self.outcomes.acked(acked_lines)
+            self.outcomes.acked(len(acked) - recorded, acked_lines)
             self._flush()
 
     def _flush(self) -> None:

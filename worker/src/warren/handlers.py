@@ -11,14 +11,16 @@ Delivery is at least once, so handlers must be idempotent; key on ``message.mess
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-log = logging.getLogger("warren.handlers")
+from warren import tutorial
+
+# The tutorial lines below go through tutorial.wanted(): logged for a bounded number of messages a second.
+log = tutorial.log
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,11 +68,14 @@ ORDER_EVENT_TYPES = ("order.created", "order.updated", "order.completed", "order
 @requires("order_id")
 def order_event(message: Message) -> None:
     """Order events from the topic exchange ``events`` (tutorial: order event consumer)."""
-    log.info("Received event %s", message.body)
+    show = tutorial.wanted()
+    if show:
+        log.info("Received event %s", message.body)
     event_type = message.body.get("event", message.routing_key)
     if event_type not in ORDER_EVENT_TYPES:
         raise InvalidMessage(f"unknown order event type {event_type!r}")
-    log.info("Processing event type %s", event_type)
+    if show:
+        log.info("Processing event type %s", event_type)
 
 
 MAX_JOB_SECONDS = 300.0
@@ -89,10 +94,13 @@ def job(message: Message) -> None:
         or not 0 <= seconds <= MAX_JOB_SECONDS
     ):
         raise InvalidMessage(f"seconds must be a number between 0 and {MAX_JOB_SECONDS:g}")
-    log.info("Received job %s", message.body)
+    show = tutorial.wanted()
+    if show:
+        log.info("Received job %s", message.body)
     if seconds:
         time.sleep(seconds)
-    log.info("Done job %s", message.body)
+    if show:
+        log.info("Done job %s", message.body)
 
 
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")  # E.164
@@ -106,5 +114,6 @@ def whatsapp_notification(message: Message) -> None:
         raise InvalidMessage("phone must be an E.164 number such as +911234567890")
     if not isinstance(text, str) or not text.strip():
         raise InvalidMessage("message must be a non-empty string")
-    log.info("Sending WhatsApp message to %s: %s", phone, text)
-    log.info("WhatsApp message to %s sent (simulated)", phone)
+    if tutorial.wanted():
+        log.info("Sending WhatsApp message to %s: %s", phone, text)
+        log.info("WhatsApp message to %s sent (simulated)", phone)

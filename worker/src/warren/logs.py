@@ -1,5 +1,11 @@
 """One line per record on stdout, plain or JSON, for journald (which adds its own timestamps).
 
+Under systemd (stdout is the journal stream named by $JOURNAL_STREAM) every line starts with its syslog
+priority as an sd-daemon(3) prefix (`<3>` for ERROR): journald strips it and stores the line with that
+PRIORITY, so `journalctl -p warning` finds Warren's warnings, and journald's per-unit rate limit, which
+counts each priority in a pool of its own, never lets a flood of INFO or DEBUG lines crowd out a warning
+or an error (docs/operations.md, "Logs").
+
 Output is flushed at once for WARNING and above, otherwise by the worker's 0.2 s tick (`flush_logs`):
 a write(2) per message line would cost more than the message itself at thousands of messages a second.
 The lines go through Warren's own buffer on stdout's file descriptor, so PYTHONUNBUFFERED (set in many
@@ -11,13 +17,42 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is a structured field.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+# syslog(3) priority of each level, as journald reads it from a `<N>` prefix.
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+def priority_prefix(levelno: int) -> str:
+    """The sd-daemon(3) prefix for a record of `levelno` (levels between the standard ones round down)."""
+    for level in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
+        if levelno >= level:
+            return f"<{_PRIORITY[level]}>"
+    return "<7>"
+
+
+def journal_stream(environ: Mapping[str, str] | None = None, fd: int = 1) -> bool:
+    """Whether `fd` is the stream systemd connected to the journal (systemd.exec(5), $JOURNAL_STREAM).
+
+    Compared with the descriptor itself: a child whose stdout was redirected inherits the variable too.
+    """
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    if not device.isdigit() or not inode.isdigit():
+        return False
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -72,24 +107,37 @@ Renderer = Callable[[tuple[Any, ...], dict[str, Any] | None], str]
 _JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
-class PlainFormatter(logging.Formatter):
+class _PrefixingFormatter(logging.Formatter):
+    """A formatter that starts each line with its priority prefix when `journal` is set."""
+
+    def __init__(self, journal: bool = False) -> None:
+        super().__init__()
+        self.journal = journal
+
+    def prefix(self, levelno: int) -> str:
+        return priority_prefix(levelno) if self.journal else ""
+
+
+class PlainFormatter(_PrefixingFormatter):
     """`LEVEL logger: message key=value ...` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = self.line(record.levelname, record.name, record.getMessage(), _fields(record))
         if record.exc_info:
             line += " | " + " | ".join(self.formatException(record.exc_info).splitlines())
-        return _printable(line)
+        return self.prefix(record.levelno) + _printable(line)
 
     @staticmethod
     def line(level: str, name: str, msg: str, fields: dict[str, Any]) -> str:
         head = f"{level} {name}: {msg}"
         return f"{head} {_plain_fields(fields)}" if fields else head
 
-    @staticmethod
-    def renderer(level: str, name: str, msg: str, fixed: dict[str, Any], names: tuple[str, ...]) -> Renderer:
+    def renderer(
+        self, level: str, name: str, msg: str, fixed: dict[str, Any], names: tuple[str, ...]
+    ) -> Renderer:
         # Fixed text goes into a %-template: a literal "%" (say, in a queue name) must stay literal.
-        head = PlainFormatter.line(level, name, msg, fixed).replace("%", "%%")
+        line = PlainFormatter.line(level, name, msg, fixed)
+        head = (self.prefix(logging.getLevelName(level)) + line).replace("%", "%%")
         template = head + "".join(f" {n}=%s" for n in names)
         line_template = template + "\n"
 
@@ -101,25 +149,26 @@ class PlainFormatter(logging.Formatter):
         return render
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_PrefixingFormatter):
     def format(self, record: logging.LogRecord) -> str:
         doc = self.doc(record.levelname, record.name, record.getMessage(), _fields(record), record.created)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return _printable(_JSON.encode(doc))  # the encoder escapes C0 controls only (ensure_ascii=False)
+        # The encoder escapes C0 controls only (ensure_ascii=False).
+        return self.prefix(record.levelno) + _printable(_JSON.encode(doc))
 
     @staticmethod
     def doc(level: str, name: str, msg: str, fields: dict[str, Any], created: float) -> dict[str, Any]:
         return {"ts": round(created, 3), "level": level, "logger": name, "msg": msg, **fields}
 
-    @classmethod
     def renderer(
-        cls, level: str, name: str, msg: str, fixed: dict[str, Any], names: tuple[str, ...]
+        self, level: str, name: str, msg: str, fixed: dict[str, Any], names: tuple[str, ...]
     ) -> Renderer:
         # The document's members after "ts", without braces: `"level": ..., ...`; "ts" goes first.
-        doc = cls.doc(level, name, msg, fixed, 0.0)
+        doc = self.doc(level, name, msg, fixed, 0.0)
         del doc["ts"]
         head = _printable(_JSON.encode(doc)[1:-1])
+        prefix = self.prefix(logging.getLevelName(level))
 
         def render(values: tuple[Any, ...], extra: dict[str, Any] | None) -> str:
             created = round(time.time(), 3)
@@ -127,8 +176,8 @@ class JsonFormatter(logging.Formatter):
             if extra:
                 fields.update(extra)
             if not fields:
-                return f'{{"ts": {created!r}, {head}}}\n'
-            return f'{{"ts": {created!r}, {head}, {_printable(_JSON.encode(fields)[1:-1])}}}\n'
+                return f'{prefix}{{"ts": {created!r}, {head}}}\n'
+            return f'{prefix}{{"ts": {created!r}, {head}, {_printable(_JSON.encode(fields)[1:-1])}}}\n'
 
         return render
 
@@ -158,53 +207,84 @@ def _buffered_stdout() -> TextIO:
     return open(fd, "w", buffering=_BUFFER_BYTES, encoding="utf-8", errors="backslashreplace", closefd=False)
 
 
-def setup_logging(fmt: str = "plain", level: str = "INFO") -> None:
+def setup_logging(fmt: str = "plain", level: str = "INFO", journal: bool | None = None) -> None:
+    """Warren's handler on stdout at `level`; `journal` (default: detected) adds the priority prefixes."""
     global _handler
+    if journal is None:
+        journal = journal_stream()
     _handler = _LineHandler(_buffered_stdout())
-    _handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter())
+    _handler.setFormatter(JsonFormatter(journal) if fmt == "json" else PlainFormatter(journal))
     root = logging.getLogger()
     root.handlers[:] = [_handler]
     root.setLevel(level)
-    # pika is chatty at INFO about every connection step; our own lines say what matters.
-    logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
+    quiet_pika(root.level)
+
+
+def quiet_pika(level: int) -> None:
+    """Keep pika's own lines to what Warren cannot say itself, unless `level` is DEBUG.
+
+    pika is chatty at INFO about every connection step. Worse, one failed connection attempt makes its
+    connection workflow and transports (`pika.adapters.*`) log five or six ERROR lines, each repeating the
+    same exception; that exception then reaches the worker's callback, which logs one WARNING with the
+    endpoint, the reason and the next attempt. The WARNINGs of `pika.connection` and `pika.channel` are the
+    broker's Connection.Close / Channel.Close, which the worker reports too; their ERRORs (protocol
+    violations) it cannot see, so those stay. At DEBUG every WARNING and ERROR of pika shows.
+    """
+    pika_level = max(logging.WARNING, level)
+    logging.getLogger("pika").setLevel(pika_level)
+    diagnosing = level <= logging.DEBUG
+    logging.getLogger("pika.adapters").setLevel(pika_level if diagnosing else logging.CRITICAL)
+    for name in ("pika.connection", "pika.channel"):
+        logging.getLogger(name).setLevel(pika_level if diagnosing else max(logging.ERROR, level))
 
 
 class FieldLine:
-    """INFO lines of one logger and message: the same fixed fields, the same named fields, optional extras.
+    """Lines of one logger, level and message: the same fixed fields, the same named fields, optional extras.
 
     ``write(values, extra)`` gives the same output as
-    ``logger.info(msg, extra={**fixed, **dict(zip(names, values)), **extra})``, but when the line would only
-    reach our own handler, everything except the values is rendered once and each line is formatted and
+    ``logger.log(level, msg, extra={**fixed, **dict(zip(names, values)), **extra})``, but when the line would
+    only reach our own handler, everything except the values is rendered once and each line is formatted and
     written directly, skipping LogRecord creation, the caller lookup and a dict per line.
     """
 
     def __init__(
-        self, logger: logging.Logger, msg: str, fixed: dict[str, Any], names: tuple[str, ...]
+        self,
+        logger: logging.Logger,
+        msg: str,
+        fixed: dict[str, Any],
+        names: tuple[str, ...],
+        level: int = logging.INFO,
     ) -> None:
         self.logger = logger
         self.msg = msg
         self.fixed = fixed
         self.names = names
+        self.level = level
         self._formatter: logging.Formatter | None = None
         self._render: Renderer | None = None
 
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(self.level)
+
     def write(self, values: tuple[Any, ...], extra: dict[str, Any] | None = None) -> None:
         logger = self.logger
-        if not logger.isEnabledFor(logging.INFO):
+        if not logger.isEnabledFor(self.level):
             return
         line = self.render(values, extra)
         if line is None:
             fields = {**self.fixed, **dict(zip(self.names, values, strict=True)), **(extra or {})}
-            record = logger.makeRecord(logger.name, logging.INFO, "", 0, self.msg, (), None, extra=fields)
+            record = logger.makeRecord(logger.name, self.level, "", 0, self.msg, (), None, extra=fields)
             logger.handle(record)
         else:
             write_line(line)
+            if self.level >= logging.WARNING:  # as _LineHandler does: warnings and errors at once
+                flush_logs()
 
     def render(self, values: tuple[Any, ...], extra: dict[str, Any] | None = None) -> str | None:
         """The finished line (newline included) for `write_line`, or None when it must go through logging.
 
         Thread-safe, so a line can be rendered on one thread and written later by another; the caller
-        checks that INFO is enabled.
+        checks that the line's level is enabled.
         """
         logger = self.logger
         if logger.handlers or logger.filters or _handler is None:
@@ -214,7 +294,9 @@ class FieldLine:
         if fmt is not self._formatter or render is None:  # first line, or logging was set up anew
             if not isinstance(fmt, PlainFormatter | JsonFormatter):
                 return None
-            render = fmt.renderer("INFO", logger.name, self.msg, self.fixed, self.names)
+            render = fmt.renderer(
+                logging.getLevelName(self.level), logger.name, self.msg, self.fixed, self.names
+            )
             self._render, self._formatter = render, fmt
         return render(values, extra)
 

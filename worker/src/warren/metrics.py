@@ -81,5 +81,9 @@ class Metrics(Collector):
             "dead_lettered": self._counts["dead-lettered"],
         }
 
+    def handler_totals(self) -> tuple[int, float]:
+        """Handler runs observed and their total seconds (the latency histogram's count and sum)."""
+        return sum(self._latency_buckets), self._latency_sum
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -73,3 +73,11 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def status_text(queue: str, counts: dict[str, int], in_flight: int) -> str:
+    """The STATUS= systemctl shows."""
+    return (
+        f"{queue}: processed={counts['processed']} failed={counts['failed']} retried={counts['retried']} "
+        f"dead_lettered={counts['dead_lettered']} in_flight={in_flight}"
+    )

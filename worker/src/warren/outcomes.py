@@ -1,4 +1,13 @@
-"""How deliveries ended: the outcome lines (logger `warren.outcome`) and the counts behind the metrics."""
+"""How deliveries ended: the outcome lines (logger `warren.outcome`) and the counts behind the metrics.
+
+The level of each outcome's line is the production logging design (docs/operations.md, "Logs"). At the
+default level (INFO) an acknowledged message writes no line of its own: at thousands of messages a second
+one line each would be most of what reaches journald, and journald's rate limit drops lines without regard
+to which matter. Its count and handler time stay exact in the metrics and the sd_notify status, and the
+summary line (`warren.summary`) puts them in the journal. A message that fails writes one line every time:
+WARNING when it is retried, ERROR when it is dead-lettered, so `journalctl -p warning` / `-p err` find them
+and journald counts them in pools of their own that no number of INFO or DEBUG lines can exhaust.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +29,10 @@ outcome_log = logging.getLogger("warren.outcome")
 ACK, RETRY, DEAD_LETTER = Action.ACK, Action.RETRY, Action.DEAD_LETTER
 
 OUTCOME_FIELDS = ("routing_key", "message_id", "attempt", "duration_us")
+
+OUTCOME_LEVELS: dict[Action, int] = {ACK: logging.DEBUG, RETRY: logging.WARNING, DEAD_LETTER: logging.ERROR}
+# For the per-message check whether an acked line is wanted at all (`Dispatcher.run_handler`).
+ACKED_LEVEL = OUTCOME_LEVELS[ACK]
 
 
 class Outcome:
@@ -52,13 +65,18 @@ def outcome_values(d: Delivery, duration: float | None) -> tuple[Any, ...]:
 
 
 class OutcomeLog:
-    """One INFO line per finished delivery and the outcome, failure and latency counts of `metrics`."""
+    """One line per finished delivery at its outcome's level, and the outcome, failure and latency counts
+    of `metrics`."""
 
     def __init__(self, queue: str, metrics: Metrics) -> None:
         self.metrics = metrics
         self._lines = {
             a: FieldLine(
-                outcome_log, f"message {a.value}", {"outcome": a.value, "queue": queue}, OUTCOME_FIELDS
+                outcome_log,
+                f"message {a.value}",
+                {"outcome": a.value, "queue": queue},
+                OUTCOME_FIELDS,
+                OUTCOME_LEVELS[a],
             )
             for a in Action
         }
@@ -67,7 +85,7 @@ class OutcomeLog:
     def render_acked(self, d: Delivery, duration: float) -> str | None:
         """The acked line for `d`, rendered ahead for `acked` (thread-safe: handler threads call it).
 
-        The caller checks that `outcome_log` is enabled for INFO. None when the line must go through
+        The caller checks that `outcome_log` is enabled for ACKED_LEVEL. None when the line must go through
         logging (a handler listens on the logger); then `record` writes it.
         Rendered next to the handler call rather than in the loop's result batch: measured cheaper for the
         whole worker (docs/benchmarks.md).
@@ -75,10 +93,12 @@ class OutcomeLog:
         us = int(duration * 1_000_000 + 0.5)
         return self._acked_line.render((d.routing_key, d.message_id, d.attempt, us))
 
-    def acked(self, lines: list[str]) -> None:
-        """Acks queued with their lines rendered ahead: counted and written together."""
+    def acked(self, count: int, lines: list[str]) -> None:
+        """`count` acks queued together, with the lines rendered ahead for them (none unless DEBUG): counted
+        and written at once."""
+        if count:
+            self.metrics.record_outcome(ACK, count)
         if lines:
-            self.metrics.record_outcome(ACK, len(lines))
             write_line("".join(lines))
 
     def handlers_ran(self, durations: Iterable[float]) -> None:
@@ -92,7 +112,8 @@ class OutcomeLog:
         o = d.outcome
         assert o is not None
         self.metrics.record_outcome(o.action)
-        if not outcome_log.isEnabledFor(logging.INFO):
+        line = self._lines[o.action]
+        if not line.enabled():
             return
         extra: dict[str, Any] | None = None
         if o.action is not ACK:
@@ -103,4 +124,4 @@ class OutcomeLog:
                 extra["reason"] = o.reason
             if o.error:
                 extra["error"] = o.error
-        self._lines[o.action].write(outcome_values(d, o.duration), extra)
+        line.write(outcome_values(d, o.duration), extra)

@@ -150,7 +150,8 @@ class Broker:
             "consumer": {"queue": queue, "prefetch": 10, "concurrency": 4, "drain_timeout": 10},
             "handlers": handlers,
             "retry": {"max_attempts": 3, "initial_delay": 0.2, "multiplier": 2.0, "max_delay": 1.0},
-            "logging": {"format": "plain", "level": "INFO"},
+            # DEBUG: the tests follow each message by its outcome line, which is DEBUG for an acked one.
+            "logging": {"format": "plain", "level": "DEBUG"},
         }
         for name, values in sections.items():
             data.setdefault(name, {}).update(values)

@@ -68,7 +68,8 @@ def test_reconnects_after_connections_are_killed_and_loses_nothing(mq: Broker) -
     wait_for(lambda: mq.depth("test.work") == 0, 10, "queue empty")
     assert stop(proc) == 0
     text = log.read_text()
-    assert "connection to amqp://127.0.0.1:5672 lost: (320, 'CONNECTION_FORCED" in text
+    assert "connection to amqp://127.0.0.1:5672 lost: closed by the broker: 320 CONNECTION_FORCED" in text
+    assert "; next attempt in " in text
     assert "unacknowledged messages will be redelivered by the broker" in text
     ids = {r["message_id"] for r in mq.records() if r["event"] == "end"}
     assert len(ids) == total

@@ -127,3 +127,14 @@ def own_logging() -> Iterator[None]:
     yield
     root.handlers[:], _, warren.logs._handler = saved
     root.setLevel(saved[1])
+    warren.logs.quiet_pika(saved[1])
+
+
+class Clock:
+    """A clock the test sets: `now` seconds."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -1,12 +1,16 @@
-"""Connecting: endpoint rotation and backoff, pika parameters, telling a refusal from a failure."""
+"""Connecting: endpoint rotation and backoff, pika parameters, telling a refusal from a failure, saying why
+a connection failed."""
 
 from __future__ import annotations
+
+import socket
 
 import pika
 import pika.exceptions as pex
 import pytest
+from pika.adapters.utils import connection_workflow as cw
 
-from warren.connection import Endpoints, connection_parameters, describe, refuses_access
+from warren.connection import Endpoints, connection_parameters, describe, failure_reason, refuses_access
 from warren.retry import Backoff
 
 
@@ -72,3 +76,46 @@ def test_describe_names_the_endpoint_with_its_port() -> None:
 )
 def test_refuses_access_tells_a_refusal_from_a_failure(err: BaseException, refused: bool) -> None:
     assert refuses_access(err) is refused
+
+
+@pytest.mark.parametrize(
+    ("err", "reason"),
+    [
+        (
+            pex.AMQPConnectionError(
+                cw.AMQPConnectionWorkflowFailed(
+                    [cw.AMQPConnectorSocketConnectError(ConnectionRefusedError(111, "Connection refused"))]
+                )
+            ),
+            "TCP connect failed: Connection refused",
+        ),
+        (
+            cw.AMQPConnectionWorkflowFailed([socket.gaierror(-2, "Name or service not known")]),
+            "address lookup failed: Name or service not known",
+        ),
+        (
+            cw.AMQPConnectorAMQPHandshakeError(pex.IncompatibleProtocolError("StreamLostError", "EOF")),
+            "AMQP handshake failed: IncompatibleProtocolError: ('StreamLostError', 'EOF')",
+        ),
+        (cw.AMQPConnectorStackTimeout("t"), "timed out before the connection was open"),
+        (
+            pex.ConnectionClosedByBroker(320, "CONNECTION_FORCED - broker forced connection closure"),
+            "closed by the broker: 320 CONNECTION_FORCED - broker forced connection closure",
+        ),
+        (pex.StreamLostError("Transport indicated EOF"), "connection lost: Transport indicated EOF"),
+        (pex.AMQPConnectionError(), "AMQPConnectionError"),
+        (None, "no reason given"),
+    ],
+)
+def test_failure_reason_names_the_phase_and_the_root_cause(err: BaseException | None, reason: str) -> None:
+    assert failure_reason(err) == reason
+
+
+def test_the_reconnect_line_says_why_then_when_and_where_the_next_attempt_goes() -> None:
+    e = Endpoints(("amqp://a", "amqps://b:5999"))
+    e.next_url()
+    delay = e.failed()
+    assert e.retry_line("cannot connect to amqp://a:5672: TCP connect failed: Connection refused", delay) == (
+        "cannot connect to amqp://a:5672: TCP connect failed: Connection refused; "
+        f"next attempt in {delay:.1f}s to amqps://b:5999 (1 consecutive failures)"
+    )

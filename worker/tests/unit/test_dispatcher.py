@@ -22,6 +22,7 @@ from warren.logs import flush_logs, setup_logging
 from warren.metrics import Metrics
 from warren.outcomes import OutcomeLog
 from warren.session import Session
+from warren.summary import Summary
 
 ORDER = b'{"order_id": 1, "event": "order.created"}'
 
@@ -32,7 +33,7 @@ def props(message_id: str = "m-1", headers: dict[str, Any] | None = None) -> Any
 
 def outcome_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
     flush_logs()
-    return [x for x in capsys.readouterr().out.splitlines() if x.startswith("INFO warren.outcome:")]
+    return [x for x in capsys.readouterr().out.splitlines() if x.startswith("DEBUG warren.outcome:")]
 
 
 def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queued(
@@ -41,7 +42,7 @@ def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queu
     own_logging: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    setup_logging("plain", "INFO")
+    setup_logging("plain", "DEBUG")  # acked lines are DEBUG (warren.outcomes.OUTCOME_LEVELS)
     gone = dispatcher.session
     assert gone is not None
     dispatcher.on_message(None, deliver(1), props(), ORDER)
@@ -60,7 +61,7 @@ def test_acked_line_rendered_by_the_handler_is_written_only_when_the_ack_is_queu
     assert wakes == [dispatcher.on_results]
     dispatcher.on_results()
     (line,) = outcome_lines(capsys)
-    assert line.startswith("INFO warren.outcome: message acked outcome=acked queue=order.events ")
+    assert line.startswith("DEBUG warren.outcome: message acked outcome=acked queue=order.events ")
     assert "routing_key=order.created message_id=m-1 attempt=1 duration_us=" in line
     assert ch.acks == [(2, False)] and dispatcher.outcomes.metrics.snapshot()["processed"] == 1
 
@@ -72,7 +73,7 @@ def test_acked_line_is_rendered_on_the_handler_thread_as_the_handler_returns(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    setup_logging("json", "INFO")
+    setup_logging("json", "DEBUG")
     dispatcher.on_message(None, deliver(1), props(), ORDER)
     wait_for(lambda: wakes)
     later = 4_102_444_800.0  # 2100-01-01: what the clock says when the loop takes the result
@@ -89,7 +90,7 @@ def test_acked_line_goes_through_logging_with_its_duration_when_a_handler_listen
     own_logging: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    setup_logging("plain", "INFO")
+    setup_logging("plain", "DEBUG")
     listened = logging.getLogger("warren.outcome")
     listened.addHandler(caplog.handler)
     try:
@@ -197,3 +198,27 @@ def test_an_unroutable_republish_is_reported_and_its_original_held(
     assert "is order.events.dlq declared and bound?" in caplog.text
     dispatcher.on_confirm(confirm(1))
     assert session.channel.acks == [] and session.in_flight == 1 and session.settled()
+
+
+def test_at_info_an_acked_message_writes_no_line_and_a_dead_letter_an_error(
+    dispatcher: Dispatcher,
+    wakes: list[Callable[[], None]],
+    own_logging: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    setup_logging("plain", "INFO", journal=True)
+    session = dispatcher.session
+    assert session is not None
+    dispatcher.on_message(None, deliver(1), props(), ORDER)
+    wait_for(lambda: wakes)
+    dispatcher.on_results()
+    dispatcher.on_message(None, deliver(2), props("bad"), b"{")  # not JSON: dead-lettered
+    dispatcher.on_confirm(confirm(1))  # the broker stored the dead letter
+    Summary(dispatcher.outcomes.metrics, "order.events").final()
+    flush_logs()
+    lines = [x for x in capsys.readouterr().out.splitlines() if "warren.handlers" not in x]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("<3>ERROR warren.outcome: message dead-lettered outcome=dead-lettered ")
+    assert lines[1].startswith("<6>INFO warren.summary: final summary queue=order.events ")
+    assert " acked=1 " in lines[1] and " dead_lettered=1 " in lines[1]
+    assert session.channel.acks == [(1, False), (2, False)]

@@ -1,17 +1,26 @@
-"""Log lines: plain and JSON formats, quoting, unprintable text, FieldLine, buffering."""
+"""Log lines: plain and JSON formats, quoting, unprintable text, FieldLine, buffering, journald priorities,
+pika's own lines."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import os
 import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
-from warren.logs import FieldLine, JsonFormatter, PlainFormatter, flush_logs, setup_logging
+from warren.logs import (
+    FieldLine,
+    JsonFormatter,
+    PlainFormatter,
+    flush_logs,
+    journal_stream,
+    setup_logging,
+)
 
 
 def _record(**extra: Any) -> logging.LogRecord:
@@ -155,3 +164,70 @@ def test_field_line_goes_through_logging_when_a_handler_listens(
         logger.removeHandler(caplog.handler)
     [record] = [r for r in caplog.records if r.name == "warren.outcome.test"]
     assert (record.getMessage(), record.queue, record.attempt) == ("message acked", "q", 1)  # type: ignore[attr-defined]
+
+
+def test_journal_stream_is_recognised_by_the_descriptor_itself(tmp_path: Path) -> None:
+    with open(tmp_path / "out", "w") as fh:
+        st = os.fstat(fh.fileno())
+        env = {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        assert journal_stream(env, fh.fileno())
+        # Inherited by a process whose stdout went elsewhere: not the journal.
+        assert not journal_stream({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"}, fh.fileno())
+    for value in ("", "garbage", "1:", ":2"):
+        assert not journal_stream({"JOURNAL_STREAM": value}, 1)
+
+
+def _leveled(level: int) -> logging.LogRecord:
+    return logging.LogRecord("warren.worker", level, "f", 1, "broker gone", (), None)
+
+
+@pytest.mark.parametrize(
+    ("level", "prefix"),
+    [
+        (logging.DEBUG, "<7>"),
+        (logging.INFO, "<6>"),
+        (logging.WARNING, "<4>"),
+        (logging.ERROR, "<3>"),
+        (logging.CRITICAL, "<2>"),
+    ],
+)
+def test_lines_carry_their_syslog_priority_for_journald(level: int, prefix: str) -> None:
+    name = logging.getLevelName(level)
+    assert (
+        PlainFormatter(journal=True).format(_leveled(level)) == f"{prefix}{name} warren.worker: broker gone"
+    )
+    assert JsonFormatter(journal=True).format(_leveled(level)).startswith(prefix + "{")
+    assert PlainFormatter().format(_leveled(level)) == f"{name} warren.worker: broker gone"  # a terminal
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_field_lines_carry_their_own_level_and_priority(
+    fmt: str, own_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging(fmt, "INFO", journal=True)
+    logger = logging.getLogger("warren.outcome")
+    dead = FieldLine(logger, "message dead-lettered", {"queue": "q"}, ("attempt",), logging.ERROR)
+    acked = FieldLine(logger, "message acked", {"queue": "q"}, ("attempt",), logging.DEBUG)
+    assert dead.enabled() and not acked.enabled()
+    acked.write((1,))
+    dead.write((1,), {"reason": "invalid-message"})
+    flush_logs()
+    (line,) = capsys.readouterr().out.splitlines()
+    if fmt == "plain":
+        assert (
+            line == "<3>ERROR warren.outcome: message dead-lettered queue=q attempt=1 reason=invalid-message"
+        )
+    else:
+        assert line.startswith('<3>{"ts": ') and '"level": "ERROR"' in line
+
+
+def test_pikas_connection_workflow_errors_stay_out_unless_debugging(own_logging: None) -> None:
+    setup_logging("plain", "INFO")
+    workflow = logging.getLogger("pika.adapters.utils.connection_workflow")
+    assert not workflow.isEnabledFor(logging.ERROR)
+    assert not logging.getLogger("pika.adapters.base_connection").isEnabledFor(logging.ERROR)
+    channel = logging.getLogger("pika.channel")
+    assert channel.isEnabledFor(logging.ERROR) and not channel.isEnabledFor(logging.WARNING)
+    setup_logging("plain", "DEBUG")
+    assert workflow.isEnabledFor(logging.ERROR) and not workflow.isEnabledFor(logging.INFO)
+    assert channel.isEnabledFor(logging.WARNING)

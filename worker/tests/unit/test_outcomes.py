@@ -27,13 +27,13 @@ def test_outcome_duration_is_whole_microseconds(seconds: float | None, us: int |
 def test_an_acked_line_rendered_ahead_is_the_line_record_writes(
     fmt: str, own_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    setup_logging(fmt, "INFO")
+    setup_logging(fmt, "DEBUG")  # acked lines are DEBUG
     metrics = Metrics("q")
     outcomes = OutcomeLog("q", metrics)
     d = Session(FakeChannel(), "q").receive(deliver(1), Props(), b"{}")
     rendered = outcomes.render_acked(d, 0.000263871)
     assert rendered is not None
-    outcomes.acked([rendered])
+    outcomes.acked(1, [rendered])
     d.outcome = Outcome(Action.ACK, duration=0.000263871)
     outcomes.record(d)
     flush_logs()
@@ -57,9 +57,9 @@ def test_failures_say_why_and_are_counted(own_logging: None, capsys: pytest.Capt
     outcomes.record(dead)
     flush_logs()
     assert capsys.readouterr().out.splitlines() == [
-        "INFO warren.outcome: message retried outcome=retried queue=q routing_key=order.created "
+        "WARNING warren.outcome: message retried outcome=retried queue=q routing_key=order.created "
         'message_id=None attempt=1 duration_us=200 retry_in_s=0.183 error="RuntimeError: boom"',
-        "INFO warren.outcome: message dead-lettered outcome=dead-lettered queue=q routing_key=order.created "
+        "ERROR warren.outcome: message dead-lettered outcome=dead-lettered queue=q routing_key=order.created "
         'message_id=None attempt=1 duration_us=None reason=invalid-message error="InvalidMessage: bad"',
     ]
     assert metrics.snapshot() == {"processed": 0, "failed": 1, "retried": 1, "dead_lettered": 1}

@@ -11,9 +11,9 @@ import pytest
 from conftest import VALID
 
 from warren.config import load_config
-from warren.consumer import State, Worker, status_text
+from warren.consumer import State, Worker
 from warren.metrics import Metrics
-from warren.notify import Notifier
+from warren.notify import Notifier, status_text
 
 LOOPBACK_NOTHING = VALID.replace('["amqp://10.0.0.1:5672", "amqp://10.0.0.2"]', '["amqp://127.0.0.1:1"]')
 
