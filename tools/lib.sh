@@ -2,32 +2,13 @@
 
 WARREN_IMAGE=${WARREN_IMAGE:-warren/debian12-systemd:latest}
 WARREN_ARM64_IMAGE=${WARREN_ARM64_IMAGE:-warren/debian12-systemd-arm64:latest}
-WARREN_MOLECULE_BASE_CONFIG=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.config/molecule/config.yml
+WARREN_TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Print, one per line, the `docker run` options and command of the systemd container that Molecule's scenarios
-# describe in .config/molecule/config.yml, so that the demo and the benchmarks start the same container.
-# A key it does not know how to translate is an error rather than a silent difference.
+# describe in .config/molecule/config.yml (tools/container_platform.py), so that the demo and the benchmarks
+# start the same container.
 warren_container_run_args() {
-  python3 - "$WARREN_MOLECULE_BASE_CONFIG" <<'PY'
-import sys
-
-import yaml
-
-with open(sys.argv[1]) as config:
-    platform = yaml.safe_load(config)["platforms"][0]
-translated = {"capabilities": "--cap-add", "security_opts": "--security-opt", "cgroupns_mode": "--cgroupns",
-              "volumes": "--volume", "tmpfs": "--tmpfs"}
-# Set per container by the callers, or meaningful to Molecule only.
-own = {"name", "hostname", "image", "pre_build_image", "groups", "command"}
-unknown = set(platform) - set(translated) - own
-if unknown:
-    sys.exit(f"{sys.argv[1]}: no docker run option for platform keys {sorted(unknown)} (tools/lib.sh)")
-for key, option in translated.items():
-    values = platform.get(key, [])
-    for value in [values] if isinstance(values, str) else values:
-        print(f"{option}={value}")
-print(platform["command"])
-PY
+  python3 "$WARREN_TOOLS/container_platform.py"
 }
 
 # Start a systemd container NAME from IMAGE (default $WARREN_IMAGE) unless it already runs, and wait until

@@ -13,16 +13,12 @@ Ansible runs on /usr/bin/python3.11, as the GCP inventory has it. A second conve
 """
 
 import json
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
-from throwaway_container import REPO_DIR, docker_exec, throwaway_container
+from throwaway_container import changed_count, docker_exec, run_playbook, throwaway_container
 
-BIN = Path(sys.executable).parent
 SUSE_ENV_FILE = "# as the SUSE rabbitmq-server package ships it\nNODENAME=rabbit@localhost\n"
 
 
@@ -44,13 +40,6 @@ def make_suse_like_broker_host(name):
 
 
 def converge(name, tmp_path):
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  children:\n    rabbitmq:\n      hosts:\n"
-        f"        {name}:\n"
-        "          ansible_connection: docker\n"
-        "          ansible_python_interpreter: /usr/bin/python3.11\n"
-    )
     variables = {
         "rabbitmq_erlang_cookie": "Issue21CookieIssue21CookieIssue21",
         "rabbitmq_admin_password": "issue21-admin-password",
@@ -58,25 +47,9 @@ def converge(name, tmp_path):
         "__rabbitmq_rabbitmqadmin_packaged": False,
         "__rabbitmq_rabbitmqadmin_path": "/usr/local/bin/rabbitmqadmin",
     }
-    (tmp_path / "vars.json").write_text(json.dumps(variables))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        ANSIBLE_CONFIG=str(REPO_DIR / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-    )
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/broker.yml", "-e", f"@{tmp_path}/vars.json"],
-        cwd=REPO_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    result = run_playbook(name, "playbooks/broker.yml", tmp_path, variables)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    return int(re.search(rf"^{re.escape(name)}\s*:.*changed=(\d+)", result.stdout, re.M).group(1))
+    return changed_count(name, result)
 
 
 def test_item7_item8_a_suse_like_broker_host_converges_and_reconverges_unchanged(tmp_path):

@@ -8,15 +8,12 @@ every Python binary is moved out of reach, and fake SUSEConnect and zypper stand
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
-from throwaway_container import REPO_DIR, docker_exec, throwaway_container
-
-BIN = Path(sys.executable).parent
+from throwaway_container import REPO_DIR, docker_exec, run_playbook, throwaway_container
 
 SLES_OS_RELEASE = 'NAME="SLES"\nVERSION_ID="15.6"\nID="sles"\nID_LIKE="suse"\n'
 # State: one registered product identifier per line in /var/lib/fake-suse/products.
@@ -64,31 +61,9 @@ def make_python_less_sles(name: str) -> None:
 def test_item5_prepare_play_runs_without_python_under_the_project_strategy(tmp_path):
     with throwaway_container("issue21-nopython") as name:
         make_python_less_sles(name)
-        inventory = tmp_path / "hosts.yml"
-        inventory.write_text(
-            "all:\n  children:\n    rabbitmq:\n      hosts:\n"
-            f"        {name}:\n"
-            "          ansible_connection: docker\n"
-            "          ansible_python_interpreter: /usr/bin/python3.11\n"
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-        env.update(
-            PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            ANSIBLE_CONFIG=str(REPO_DIR / "ansible.cfg"),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-        )
         # The project's strategy is configured, not overridden: ansible.cfg names mitogen_linear.
         assert "strategy = mitogen_linear" in (REPO_DIR / "ansible.cfg").read_text()
-        result = subprocess.run(
-            [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/prepare.yml"],
-            cwd=REPO_DIR,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        result = run_playbook(name, "playbooks/prepare.yml", tmp_path, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
         calls = docker_exec(name, "cat /var/lib/fake-suse/calls").stdout.splitlines()
         assert "zypper --non-interactive install --no-recommends python311" in calls
