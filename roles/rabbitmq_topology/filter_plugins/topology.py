@@ -14,8 +14,6 @@ that declares the queue the ordinary way (`durable=true`, no arguments) then dec
 before that (with the wiring in their arguments) or whose arguments changed since.
 """
 
-import base64
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
@@ -705,63 +703,6 @@ def module_permissions(permissions):
     ]
 
 
-# RabbitMQ's password hashes: base64(4-byte salt + digest(salt + password)).
-_HASHES = {
-    "rabbit_password_hashing_sha256": hashlib.sha256,
-    "rabbit_password_hashing_sha512": hashlib.sha512,
-    "rabbit_password_hashing_md5": hashlib.md5,
-}
-
-
-def password_matches(password, password_hash, algorithm):
-    """Whether a password hash read from the management API is the hash of this password."""
-    digest = _HASHES.get(algorithm)
-    try:
-        raw = base64.b64decode(password_hash or "", validate=True)
-    except ValueError:
-        return False
-    if digest is None or len(raw) <= 4:
-        return False
-    salt = raw[:4]
-    return digest(salt + password.encode("utf-8")).digest() == raw[4:]
-
-
-def users_to_apply(users, current_users, current_permissions):
-    """The declared users that differ from the broker (password, tags, permissions, presence), read from the
-    management API's /api/users and /api/permissions; only these need the slow rabbitmqctl-based module."""
-    current = {user["name"]: user for user in current_users}
-    granted = {}
-    for permission in current_permissions:
-        granted.setdefault(permission["user"], set()).add(
-            (permission["vhost"], permission["configure"], permission["write"], permission["read"])
-        )
-    out_of_sync = []
-    for user in users:
-        name = user["name"]
-        if user.get("state", "present") == "absent":
-            if name in current:
-                out_of_sync.append(user)
-            continue
-        existing = current.get(name)
-        if existing is None:
-            out_of_sync.append(user)
-            continue
-        tags = existing.get("tags") or []
-        if isinstance(tags, str):  # a comma-separated string before RabbitMQ 3.9
-            tags = [tag for tag in tags.split(",") if tag]
-        wanted = {
-            (p["vhost"], p["configure_priv"], p["write_priv"], p["read_priv"])
-            for p in module_permissions(user.get("permissions"))
-        }
-        if (
-            sorted(tags) != sorted(user.get("tags") or [])
-            or granted.get(name, set()) != wanted
-            or not password_matches(user["password"], existing.get("password_hash"), existing.get("hashing_algorithm"))
-        ):
-            out_of_sync.append(user)
-    return out_of_sync
-
-
 class FilterModule:
     """rabbitmq_topology filters."""
 
@@ -773,5 +714,4 @@ class FilterModule:
             "rabbitmq_topology_migration_line": migration_line,
             "rabbitmq_topology_vhosts_to_create": vhosts_to_create,
             "rabbitmq_topology_module_permissions": module_permissions,
-            "rabbitmq_topology_users_to_apply": users_to_apply,
         }
