@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 log = logging.getLogger("warren.notify")
 
@@ -73,6 +73,41 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+class WorkerStatus:
+    """The worker's line in `systemctl status`: READY=1 with the first one, then a STATUS= when it changes
+    state and every STATUS_EVERY_SECONDS."""
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        queue: str,
+        counts: Callable[[], dict[str, int]],
+        in_flight: Callable[[], int],
+    ) -> None:
+        self._notifier = notifier
+        self._queue = queue
+        self._counts = counts
+        self._in_flight = in_flight
+        self._ready_sent = False
+
+    def text(self) -> str:
+        return status_text(self._queue, self._counts(), self._in_flight())
+
+    def consuming(self) -> None:
+        """Consuming (again): READY=1 the first time, then the status."""
+        if not self._ready_sent:
+            self._ready_sent = self._notifier.ready(self.text())
+        self.report()
+
+    def report(self, prefix: str = "") -> None:
+        if self._notifier.enabled:
+            self._notifier.status(f"{prefix}; {self.text()}" if prefix else self.text())
+
+    def report_if_due(self) -> None:
+        if self._notifier.status_due():
+            self.report()
 
 
 def status_text(queue: str, counts: dict[str, int], in_flight: int) -> str:
