@@ -7,6 +7,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 log = logging.getLogger("warren.notify")
 
@@ -75,38 +76,32 @@ class Notifier:
             self._sock = None
 
 
+@dataclass
 class WorkerStatus:
     """The worker's line in `systemctl status`: READY=1 with the first one, then a STATUS= when it changes
     state and every STATUS_EVERY_SECONDS."""
 
-    def __init__(
-        self,
-        notifier: Notifier,
-        queue: str,
-        counts: Callable[[], dict[str, int]],
-        in_flight: Callable[[], int],
-    ) -> None:
-        self._notifier = notifier
-        self._queue = queue
-        self._counts = counts
-        self._in_flight = in_flight
-        self._ready_sent = False
+    notifier: Notifier
+    queue: str
+    counts: Callable[[], dict[str, int]]
+    in_flight: Callable[[], int]
+    ready_sent: bool = False
 
     def text(self) -> str:
-        return status_text(self._queue, self._counts(), self._in_flight())
+        return status_text(self.queue, self.counts(), self.in_flight())
 
     def consuming(self) -> None:
         """Consuming (again): READY=1 the first time, then the status."""
-        if not self._ready_sent:
-            self._ready_sent = self._notifier.ready(self.text())
+        if not self.ready_sent:
+            self.ready_sent = self.notifier.ready(self.text())
         self.report()
 
     def report(self, prefix: str = "") -> None:
-        if self._notifier.enabled:
-            self._notifier.status(f"{prefix}; {self.text()}" if prefix else self.text())
+        if self.notifier.enabled:
+            self.notifier.status(f"{prefix}; {self.text()}" if prefix else self.text())
 
     def report_if_due(self) -> None:
-        if self._notifier.status_due():
+        if self.notifier.status_due():
             self.report()
 
 
