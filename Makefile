@@ -13,7 +13,7 @@ TOOLS := tools
 # distribution's PGO/LTO runs Warren's per-message path far slower (docs/benchmarks.md).
 DEPLOY_PYTHON ?= /usr/bin/python3
 BENCH_VENV := $(CURDIR)/.venv-bench
-ROLE_TESTS := $(wildcard roles/*/tests)
+ROLE_TESTS := $(wildcard roles/*/tests) library/tests
 # The linux/arm64 image `make image-arm64` builds and the arm64 scenario runs on.
 export WARREN_ARM64_IMAGE ?= warren/debian12-systemd-arm64:latest
 

@@ -27,7 +27,13 @@ def run_role_validation(role, tmp_path, extra_vars, tasks="validate"):
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(
         json.dumps(
-            {"validate_role": role, "validate_tasks": tasks, "ansible_python_interpreter": sys.executable, **extra_vars}
+            {
+                "validate_role": role,
+                "validate_tasks": tasks,
+                "validate_arguments": sorted(extra_vars),
+                "ansible_python_interpreter": sys.executable,
+                **extra_vars,
+            }
         ),
         encoding="utf-8",
     )

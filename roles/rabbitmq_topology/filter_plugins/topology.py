@@ -14,8 +14,6 @@ that declares the queue the ordinary way (`durable=true`, no arguments) then dec
 before that (with the wiring in their arguments) or whose arguments changed since.
 """
 
-import base64
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
@@ -149,17 +147,220 @@ def _declared_exchange(name, vhost, exchanges):
     return name == "" or name in BUILTIN_EXCHANGES or (vhost, name) in exchanges
 
 
-def topology_errors(definitions, users=None, extra_exchange_types=None):
-    """All problems in the topology definitions and users, as a list of messages (empty when valid)."""
-    errors = []
-    exchange_types = tuple(EXCHANGE_TYPES) + tuple(extra_exchange_types or ())
+class _Checked:
+    """What the per-entity checks have seen so far: the errors, and the names declared by earlier entries, so that
+    a reference is checked against everything declared before it."""
 
-    if not isinstance(definitions, Mapping):
-        return [f"rabbitmq_topology_definitions must be a mapping with keys {_names(SECTIONS)}, got {definitions!r}"]
+    def __init__(self, exchange_types):
+        self.errors = []
+        self.exchange_types = exchange_types
+        self.vhosts = {}
+        self.default_types = {}
+        self.exchanges = {}
+        self.queues = {}
+        self.bindings = {}
+        self.policies = {}
+
+    def declare(self, table, key, index, label, duplicate, relation="also"):
+        """Record a declaration at `index` (e.g. "queues[3]"), or report it as a duplicate of the earlier one."""
+        if key in table:
+            self.errors.append(f"{label}: {duplicate} ({relation} {table[key]})")
+        else:
+            table[key] = index
+
+    def check_vhost(self, label, entry, kind):
+        vhost = _vhost(entry, kind)
+        if vhost not in self.vhosts:
+            self.errors.append(f"{label}: vhost '{vhost}' is not declared in vhosts")
+
+
+def _check_vhost(checked, index, label, entry):
+    name = _get(entry, "name", None, "vhosts")
+    default_type = _get(entry, "default_queue_type", "classic", "vhosts")
+    if default_type not in QUEUE_TYPES:
+        checked.errors.append(f"{label}: unknown default_queue_type '{default_type}' (known: {_names(QUEUE_TYPES)})")
+        default_type = "classic"
+    if name is None:
+        return
+    checked.default_types.setdefault(name, default_type)
+    if name == "":
+        checked.errors.append(f"{label}: name must not be empty")
+    else:
+        checked.declare(checked.vhosts, name, f"vhosts[{index}]", label, f"duplicate vhost '{name}'")
+
+
+def _check_exchange(checked, index, label, entry):
+    checked.check_vhost(label, entry, "exchanges")
+    name = _get(entry, "name", None, "exchanges")
+    vhost = _vhost(entry, "exchanges")
+    exchange_type = _get(entry, "type", None, "exchanges")
+    if exchange_type is not None and exchange_type not in checked.exchange_types:
+        checked.errors.append(
+            f"{label}: unknown exchange type '{exchange_type}' (known: {_names(checked.exchange_types)})"
+        )
+    if name is None:
+        return
+    if name == "" or name.startswith("amq."):
+        checked.errors.append(
+            f"{label}: exchange name '{name}' is reserved by RabbitMQ (the default exchange or 'amq.*')"
+        )
+    else:
+        checked.declare(
+            checked.exchanges,
+            (vhost, name),
+            f"exchanges[{index}]",
+            label,
+            f"duplicate exchange '{name}' in vhost '{vhost}'",
+        )
+
+
+def _queue_type(checked, entry):
+    return _get(entry, "type", checked.default_types.get(_vhost(entry, "queues"), "classic"), "queues")
+
+
+def _check_queue_type(checked, index, label, entry):
+    checked.check_vhost(label, entry, "queues")
+    queue_type = _queue_type(checked, entry)
+    arguments = _get(entry, "arguments", {}, "queues")
+    if queue_type not in QUEUE_TYPES:
+        checked.errors.append(f"{label}: unknown queue type '{queue_type}' (known: {_names(QUEUE_TYPES)})")
+    if "x-queue-type" in arguments and arguments["x-queue-type"] != queue_type:
+        checked.errors.append(
+            f"{label}: arguments x-queue-type '{arguments['x-queue-type']}' contradicts type '{queue_type}' "
+            "(set type only)"
+        )
+
+
+def _check_quorum_queue(checked, index, label, entry):
+    if _queue_type(checked, entry) != "quorum":
+        return
+    if entry.get("durable", True) is False:
+        checked.errors.append(f"{label}: quorum queues must be durable (durable: false)")
+    if entry.get("auto_delete", False) is True:
+        checked.errors.append(f"{label}: quorum queues cannot be auto_delete")
+
+
+def _check_queue_dead_lettering(checked, index, label, entry):
+    vhost = _vhost(entry, "queues")
+    dlx = _get(entry, "dead_letter_exchange", None, "queues")
+    dlx_argument = _get(entry, "arguments", {}, "queues").get("x-dead-letter-exchange")
+    if dlx is not None and dlx_argument is not None and dlx_argument != dlx:
+        checked.errors.append(
+            f"{label}: dead_letter_exchange '{dlx}' contradicts arguments x-dead-letter-exchange '{dlx_argument}'"
+        )
+    if "dead_letter_routing_key" in entry and dlx is None:
+        checked.errors.append(f"{label}: dead_letter_routing_key needs dead_letter_exchange")
+    for source, value in (("dead_letter_exchange", dlx), ("arguments x-dead-letter-exchange", dlx_argument)):
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            checked.errors.append(f"{label}: {source} must be a string, got {value!r}")
+        elif not _declared_exchange(value, vhost, checked.exchanges):
+            checked.errors.append(
+                f"{label}: dead-letter exchange '{value}' ({source}) is not declared in vhost '{vhost}'"
+            )
+
+
+def _check_queue_name(checked, index, label, entry):
+    name = _get(entry, "name", None, "queues")
+    vhost = _vhost(entry, "queues")
+    if name is None:
+        return
+    if name == "" or name.startswith("amq."):
+        checked.errors.append(f"{label}: queue name '{name}' is reserved by RabbitMQ (empty or 'amq.*')")
+    else:
+        checked.declare(
+            checked.queues,
+            (vhost, name),
+            f"queues[{index}]",
+            label,
+            f"duplicate queue '{name}' in vhost '{vhost}'",
+        )
+
+
+def _check_binding(checked, index, label, entry):
+    checked.check_vhost(label, entry, "bindings")
+    vhost = _vhost(entry, "bindings")
+    source = _get(entry, "source", None, "bindings")
+    destination = _get(entry, "destination", None, "bindings")
+    destination_type = _get(entry, "destination_type", "queue", "bindings")
+    if source == "":
+        checked.errors.append(
+            f"{label}: the default exchange '' cannot be bound (it routes to the queue named by the "
+            "routing key already)"
+        )
+    elif source is not None and not _declared_exchange(source, vhost, checked.exchanges):
+        checked.errors.append(f"{label}: source exchange '{source}' is not declared in vhost '{vhost}'")
+    if destination_type not in DESTINATION_TYPES:
+        checked.errors.append(
+            f"{label}: unknown destination_type '{destination_type}' (known: {_names(DESTINATION_TYPES)})"
+        )
+    elif destination is not None:
+        declared = checked.queues if destination_type == "queue" else checked.exchanges
+        builtin = destination_type == "exchange" and destination in BUILTIN_EXCHANGES
+        if not builtin and (vhost, destination) not in declared:
+            checked.errors.append(
+                f"{label}: destination {destination_type} '{destination}' is not declared in vhost '{vhost}'"
+            )
+    key = (
+        vhost,
+        source,
+        destination_type,
+        destination,
+        _get(entry, "routing_key", "", "bindings"),
+        repr(sorted(_get(entry, "arguments", {}, "bindings").items())),
+    )
+    checked.declare(checked.bindings, key, f"bindings[{index}]", label, "duplicate binding", "same as")
+
+
+def _check_policy(checked, index, label, entry):
+    checked.check_vhost(label, entry, "policies")
+    name = _get(entry, "name", None, "policies")
+    vhost = _vhost(entry, "policies")
+    apply_to = _get(entry, "apply_to", "all", "policies")
+    if apply_to not in POLICY_APPLY_TO:
+        checked.errors.append(f"{label}: unknown apply_to '{apply_to}' (known: {_names(POLICY_APPLY_TO)})")
+    pattern = _get(entry, "pattern", None, "policies")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            checked.errors.append(f"{label}: pattern {pattern!r} is not a valid regular expression ({exc})")
+    if _get(entry, "definition", None, "policies") == {}:
+        checked.errors.append(f"{label}: definition must not be empty")
+    if name is None:
+        return
+    if name.startswith(GENERATED_POLICY_PREFIX):
+        checked.errors.append(
+            f"{label}: policy names starting with '{GENERATED_POLICY_PREFIX}' are reserved for the policies "
+            "Warren generates from the queues' dead_letter_exchange"
+        )
+    else:
+        checked.declare(
+            checked.policies,
+            (vhost, name),
+            f"policies[{index}]",
+            label,
+            f"duplicate policy '{name}' in vhost '{vhost}'",
+        )
+
+
+# Each entry of a section goes through its section's checks in this order; sections in the order of SECTIONS,
+# so that references are checked against the names declared before. A new rule is one more function here.
+ENTITY_CHECKS = {
+    "vhosts": (_check_vhost,),
+    "exchanges": (_check_exchange,),
+    "queues": (_check_queue_type, _check_quorum_queue, _check_queue_dead_lettering, _check_queue_name),
+    "bindings": (_check_binding,),
+    "policies": (_check_policy,),
+}
+
+
+def _entries(definitions, errors):
+    """Each section's entries that are mappings, as (index, label, entry); type errors of their keys reported."""
     for key in definitions:
         if key not in SECTIONS:
             errors.append(f"rabbitmq_topology_definitions: unknown key '{key}' (allowed: {_names(SECTIONS)})")
-
     sections = {}
     for section in SECTIONS:
         value = definitions.get(section)
@@ -173,168 +374,23 @@ def topology_errors(definitions, users=None, extra_exchange_types=None):
             for index, entry in enumerate(value)
             if _check_keys(section, _label(section, index, entry), entry, errors)
         ]
+    return sections
 
-    # Names first, so that references can be checked against everything declared.
-    vhosts = {}
-    default_types = {}
-    for index, label, entry in sections["vhosts"]:
-        name = _get(entry, "name", None, "vhosts")
-        default_type = _get(entry, "default_queue_type", "classic", "vhosts")
-        if default_type not in QUEUE_TYPES:
-            errors.append(f"{label}: unknown default_queue_type '{default_type}' (known: {_names(QUEUE_TYPES)})")
-            default_type = "classic"
-        if name is None:
-            continue
-        default_types.setdefault(name, default_type)
-        if name == "":
-            errors.append(f"{label}: name must not be empty")
-        elif name in vhosts:
-            errors.append(f"{label}: duplicate vhost '{name}' (also vhosts[{vhosts[name]}])")
-        else:
-            vhosts[name] = index
 
-    def check_vhost(label, entry, kind):
-        vhost = _vhost(entry, kind)
-        if vhost not in vhosts:
-            errors.append(f"{label}: vhost '{vhost}' is not declared in vhosts")
-
-    exchanges = {}
-    for index, label, entry in sections["exchanges"]:
-        check_vhost(label, entry, "exchanges")
-        name = _get(entry, "name", None, "exchanges")
-        vhost = _vhost(entry, "exchanges")
-        exchange_type = _get(entry, "type", None, "exchanges")
-        if exchange_type is not None and exchange_type not in exchange_types:
-            errors.append(f"{label}: unknown exchange type '{exchange_type}' (known: {_names(exchange_types)})")
-        if name is None:
-            continue
-        if name == "" or name.startswith("amq."):
-            errors.append(f"{label}: exchange name '{name}' is reserved by RabbitMQ (the default exchange or 'amq.*')")
-        elif (vhost, name) in exchanges:
-            errors.append(
-                f"{label}: duplicate exchange '{name}' in vhost '{vhost}' (also exchanges[{exchanges[(vhost, name)]}])"
-            )
-        else:
-            exchanges[(vhost, name)] = index
-
-    queues = {}
-    for index, label, entry in sections["queues"]:
-        check_vhost(label, entry, "queues")
-        name = _get(entry, "name", None, "queues")
-        vhost = _vhost(entry, "queues")
-        queue_type = _get(entry, "type", default_types.get(vhost, "classic"), "queues")
-        arguments = _get(entry, "arguments", {}, "queues")
-        if queue_type not in QUEUE_TYPES:
-            errors.append(f"{label}: unknown queue type '{queue_type}' (known: {_names(QUEUE_TYPES)})")
-        if "x-queue-type" in arguments and arguments["x-queue-type"] != queue_type:
-            errors.append(
-                f"{label}: arguments x-queue-type '{arguments['x-queue-type']}' contradicts type '{queue_type}' "
-                "(set type only)"
-            )
-        if queue_type == "quorum":
-            if entry.get("durable", True) is False:
-                errors.append(f"{label}: quorum queues must be durable (durable: false)")
-            if entry.get("auto_delete", False) is True:
-                errors.append(f"{label}: quorum queues cannot be auto_delete")
-        dlx = _get(entry, "dead_letter_exchange", None, "queues")
-        dlx_argument = arguments.get("x-dead-letter-exchange")
-        if dlx is not None and dlx_argument is not None and dlx_argument != dlx:
-            errors.append(
-                f"{label}: dead_letter_exchange '{dlx}' contradicts arguments x-dead-letter-exchange '{dlx_argument}'"
-            )
-        if "dead_letter_routing_key" in entry and dlx is None:
-            errors.append(f"{label}: dead_letter_routing_key needs dead_letter_exchange")
-        for source, value in (("dead_letter_exchange", dlx), ("arguments x-dead-letter-exchange", dlx_argument)):
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                errors.append(f"{label}: {source} must be a string, got {value!r}")
-            elif not _declared_exchange(value, vhost, exchanges):
-                errors.append(f"{label}: dead-letter exchange '{value}' ({source}) is not declared in vhost '{vhost}'")
-        if name is None:
-            continue
-        if name == "" or name.startswith("amq."):
-            errors.append(f"{label}: queue name '{name}' is reserved by RabbitMQ (empty or 'amq.*')")
-        elif (vhost, name) in queues:
-            errors.append(
-                f"{label}: duplicate queue '{name}' in vhost '{vhost}' (also queues[{queues[(vhost, name)]}])"
-            )
-        else:
-            queues[(vhost, name)] = index
-
-    bindings = {}
-    for index, label, entry in sections["bindings"]:
-        check_vhost(label, entry, "bindings")
-        vhost = _vhost(entry, "bindings")
-        source = _get(entry, "source", None, "bindings")
-        destination = _get(entry, "destination", None, "bindings")
-        destination_type = _get(entry, "destination_type", "queue", "bindings")
-        if source == "":
-            errors.append(
-                f"{label}: the default exchange '' cannot be bound (it routes to the queue named by the "
-                "routing key already)"
-            )
-        elif source is not None and not _declared_exchange(source, vhost, exchanges):
-            errors.append(f"{label}: source exchange '{source}' is not declared in vhost '{vhost}'")
-        if destination_type not in DESTINATION_TYPES:
-            errors.append(
-                f"{label}: unknown destination_type '{destination_type}' (known: {_names(DESTINATION_TYPES)})"
-            )
-        elif destination is not None:
-            declared = queues if destination_type == "queue" else exchanges
-            if destination_type == "exchange" and destination in BUILTIN_EXCHANGES:
-                pass
-            elif (vhost, destination) not in declared:
-                errors.append(
-                    f"{label}: destination {destination_type} '{destination}' is not declared in vhost '{vhost}'"
-                )
-        key = (
-            vhost,
-            source,
-            destination_type,
-            destination,
-            _get(entry, "routing_key", "", "bindings"),
-            repr(sorted(_get(entry, "arguments", {}, "bindings").items())),
-        )
-        if key in bindings:
-            errors.append(f"{label}: duplicate binding (same as bindings[{bindings[key]}])")
-        else:
-            bindings[key] = index
-
-    policies = {}
-    for index, label, entry in sections["policies"]:
-        check_vhost(label, entry, "policies")
-        name = _get(entry, "name", None, "policies")
-        vhost = _vhost(entry, "policies")
-        apply_to = _get(entry, "apply_to", "all", "policies")
-        if apply_to not in POLICY_APPLY_TO:
-            errors.append(f"{label}: unknown apply_to '{apply_to}' (known: {_names(POLICY_APPLY_TO)})")
-        pattern = _get(entry, "pattern", None, "policies")
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                errors.append(f"{label}: pattern {pattern!r} is not a valid regular expression ({exc})")
-        if _get(entry, "definition", None, "policies") == {}:
-            errors.append(f"{label}: definition must not be empty")
-        if name is None:
-            continue
-        if name.startswith(GENERATED_POLICY_PREFIX):
-            errors.append(
-                f"{label}: policy names starting with '{GENERATED_POLICY_PREFIX}' are reserved for the policies "
-                "Warren generates from the queues' dead_letter_exchange"
-            )
-        elif (vhost, name) in policies:
-            errors.append(
-                f"{label}: duplicate policy '{name}' in vhost '{vhost}' (also policies[{policies[(vhost, name)]}])"
-            )
-        else:
-            policies[(vhost, name)] = index
-
-    if not errors:
-        errors.extend(_policy_conflicts(sections["queues"], sections["policies"]))
-    errors.extend(_user_errors(users, vhosts))
-    return errors
+def topology_errors(definitions, users=None, extra_exchange_types=None):
+    """All problems in the topology definitions and users, as a list of messages (empty when valid)."""
+    if not isinstance(definitions, Mapping):
+        return [f"rabbitmq_topology_definitions must be a mapping with keys {_names(SECTIONS)}, got {definitions!r}"]
+    checked = _Checked(tuple(EXCHANGE_TYPES) + tuple(extra_exchange_types or ()))
+    sections = _entries(definitions, checked.errors)
+    for section in SECTIONS:
+        for index, label, entry in sections[section]:
+            for check in ENTITY_CHECKS[section]:
+                check(checked, index, label, entry)
+    if not checked.errors:
+        checked.errors.extend(_policy_conflicts(sections["queues"], sections["policies"]))
+    checked.errors.extend(_user_errors(users, checked.vhosts))
+    return checked.errors
 
 
 def _wiring(queue):
@@ -647,63 +703,6 @@ def module_permissions(permissions):
     ]
 
 
-# RabbitMQ's password hashes: base64(4-byte salt + digest(salt + password)).
-_HASHES = {
-    "rabbit_password_hashing_sha256": hashlib.sha256,
-    "rabbit_password_hashing_sha512": hashlib.sha512,
-    "rabbit_password_hashing_md5": hashlib.md5,
-}
-
-
-def password_matches(password, password_hash, algorithm):
-    """Whether a password hash read from the management API is the hash of this password."""
-    digest = _HASHES.get(algorithm)
-    try:
-        raw = base64.b64decode(password_hash or "", validate=True)
-    except ValueError:
-        return False
-    if digest is None or len(raw) <= 4:
-        return False
-    salt = raw[:4]
-    return digest(salt + password.encode("utf-8")).digest() == raw[4:]
-
-
-def users_to_apply(users, current_users, current_permissions):
-    """The declared users that differ from the broker (password, tags, permissions, presence), read from the
-    management API's /api/users and /api/permissions; only these need the slow rabbitmqctl-based module."""
-    current = {user["name"]: user for user in current_users}
-    granted = {}
-    for permission in current_permissions:
-        granted.setdefault(permission["user"], set()).add(
-            (permission["vhost"], permission["configure"], permission["write"], permission["read"])
-        )
-    out_of_sync = []
-    for user in users:
-        name = user["name"]
-        if user.get("state", "present") == "absent":
-            if name in current:
-                out_of_sync.append(user)
-            continue
-        existing = current.get(name)
-        if existing is None:
-            out_of_sync.append(user)
-            continue
-        tags = existing.get("tags") or []
-        if isinstance(tags, str):  # a comma-separated string before RabbitMQ 3.9
-            tags = [tag for tag in tags.split(",") if tag]
-        wanted = {
-            (p["vhost"], p["configure_priv"], p["write_priv"], p["read_priv"])
-            for p in module_permissions(user.get("permissions"))
-        }
-        if (
-            sorted(tags) != sorted(user.get("tags") or [])
-            or granted.get(name, set()) != wanted
-            or not password_matches(user["password"], existing.get("password_hash"), existing.get("hashing_algorithm"))
-        ):
-            out_of_sync.append(user)
-    return out_of_sync
-
-
 class FilterModule:
     """rabbitmq_topology filters."""
 
@@ -715,5 +714,4 @@ class FilterModule:
             "rabbitmq_topology_migration_line": migration_line,
             "rabbitmq_topology_vhosts_to_create": vhosts_to_create,
             "rabbitmq_topology_module_permissions": module_permissions,
-            "rabbitmq_topology_users_to_apply": users_to_apply,
         }

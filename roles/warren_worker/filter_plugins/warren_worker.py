@@ -1,8 +1,14 @@
-"""Pure helpers for the warren_worker role: unit instances, broker endpoints, profile validation."""
+"""Pure helpers for the warren_worker role: unit instances, broker endpoints, profile validation.
+
+Types are checked by meta/argument_specs.yml; these are the rules between values. The rules of a profile's
+[consumer] table (queue, prefetch, concurrency) are the worker's own (warren.config.consumer_problems), read from
+the worker's source on the controller, so the role and the worker cannot disagree."""
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -42,10 +48,11 @@ def amqp_endpoints(brokers: Iterable[str], hostvars: Mapping[str, Any], this_hos
     return endpoints
 
 
-def profile_errors(profiles: Any) -> list[str]:
+def profile_errors(profiles: Any, worker_source_dir: str) -> list[str]:
     """Every problem with warren_worker_profiles, each naming the offending profile."""
     if not isinstance(profiles, list):
         return ["warren_worker_profiles must be a list of profiles"]
+    consumer_problems = _worker_config(worker_source_dir).consumer_problems
     errors: list[str] = []
     seen: set[str] = set()
     for i, profile in enumerate(profiles):
@@ -55,26 +62,17 @@ def profile_errors(profiles: Any) -> list[str]:
             continue
         name = profile.get("name")
         where = f"{where} ({name})" if name else where
-        unknown = set(profile) - {"name", "queue", "instances", "prefetch", "concurrency", "handlers"}
-        if unknown:
-            errors.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
         if not isinstance(name, str) or not PROFILE_NAME.match(name):
             errors.append(f"{where}: name must match {PROFILE_NAME.pattern}")
         elif name in seen:
             errors.append(f"{where}: duplicate profile name")
         else:
             seen.add(name)
-        if not isinstance(profile.get("queue"), str) or not profile.get("queue"):
-            errors.append(f"{where}: queue must be a non-empty string")
-        instances, prefetch, concurrency = (profile.get(k) for k in ("instances", "prefetch", "concurrency"))
+        instances = profile.get("instances")
         if not _is_int(instances) or instances < 0:
             errors.append(f"{where}: instances must be an integer >= 0")
-        if not _is_int(prefetch) or prefetch < 1:
-            errors.append(f"{where}: prefetch must be an integer >= 1")
-        if not _is_int(concurrency) or concurrency < 1:
-            errors.append(f"{where}: concurrency must be an integer >= 1")
-        elif _is_int(prefetch) and prefetch >= 1 and concurrency > prefetch:
-            errors.append(f"{where}: concurrency ({concurrency}) must not exceed prefetch ({prefetch})")
+        consumer = {key: profile[key] for key in ("queue", "prefetch", "concurrency") if key in profile}
+        errors.extend(f"{where}: {problem}" for problem in consumer_problems(consumer))
         handlers = profile.get("handlers")
         if not isinstance(handlers, Mapping) or not handlers:
             errors.append(f"{where}: handlers must map routing-key patterns to 'package.module:function'")
@@ -83,6 +81,14 @@ def profile_errors(profiles: Any) -> list[str]:
                 if not isinstance(path, str) or not HANDLER_PATH.match(path):
                     errors.append(f"{where}: handler for {pattern!r} must look like 'package.module:function'")
     return errors
+
+
+def _worker_config(worker_source_dir: str) -> Any:
+    """warren.config from the worker's source (stdlib only), which the controller has to build the wheels."""
+    source = f"{worker_source_dir}/src"
+    if source not in sys.path:
+        sys.path.insert(0, source)
+    return importlib.import_module("warren.config")
 
 
 def settings_errors(endpoints: Any, password: Any, drain_timeout: Any, max_attempts: Any) -> list[str]:

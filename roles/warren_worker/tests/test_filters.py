@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "filter_plugins"))
-from warren_worker import amqp_endpoints, log_settings_errors, profile_errors, settings_errors, worker_instances
+from warren_worker import amqp_endpoints, log_settings_errors, settings_errors, worker_instances
+from warren_worker import profile_errors as profile_errors_with
+
+# The worker's source: its own [consumer] rules check the profiles' queue, prefetch and concurrency.
+WORKER_SOURCE_DIR = str(Path(__file__).resolve().parents[3] / "worker")
+
+
+def profile_errors(profiles):
+    return profile_errors_with(profiles, WORKER_SOURCE_DIR)
+
 
 PROFILE = {
     "name": "orders",
@@ -71,14 +80,20 @@ def broken(**changes):
     ("profile", "error"),
     [
         (broken(name="Orders"), "warren_worker_profiles[0] (Orders): name must match ^[a-z][a-z0-9_]*$"),
-        (broken(queue=""), "warren_worker_profiles[0] (orders): queue must be a non-empty string"),
+        (broken(queue=""), "warren_worker_profiles[0] (orders): consumer.queue must not be empty"),
         (broken(instances=-1), "warren_worker_profiles[0] (orders): instances must be an integer >= 0"),
         (broken(instances="2"), "warren_worker_profiles[0] (orders): instances must be an integer >= 0"),
-        (broken(prefetch=0), "warren_worker_profiles[0] (orders): prefetch must be an integer >= 1"),
-        (broken(concurrency=True), "warren_worker_profiles[0] (orders): concurrency must be an integer >= 1"),
+        (
+            broken(prefetch=70000),
+            "warren_worker_profiles[0] (orders): consumer.prefetch must be between 1 and 65535",
+        ),
+        (
+            broken(concurrency=True),
+            "warren_worker_profiles[0] (orders): consumer.concurrency must be an integer, got a boolean",
+        ),
         (
             broken(concurrency=64),
-            "warren_worker_profiles[0] (orders): concurrency (64) must not exceed prefetch (32)",
+            "warren_worker_profiles[0] (orders): consumer.concurrency (64) must not exceed consumer.prefetch (32)",
         ),
         (
             broken(handlers={}),
@@ -88,7 +103,6 @@ def broken(**changes):
             broken(handlers={"order.*": "warren.handlers.order_event"}),
             "warren_worker_profiles[0] (orders): handler for 'order.*' must look like 'package.module:function'",
         ),
-        (broken(replicas=2), "warren_worker_profiles[0] (orders): unknown keys replicas"),
         (broken(name=None), "warren_worker_profiles[0]: name must match ^[a-z][a-z0-9_]*$"),
     ],
 )
@@ -102,8 +116,9 @@ def test_all_problems_are_reported_together():
         "warren_worker_profiles[1] (orders): duplicate profile name",
         "warren_worker_profiles[2]: must be a mapping",
         "warren_worker_profiles[3] (orders): duplicate profile name",
-        "warren_worker_profiles[3] (orders): queue must be a non-empty string",
-        "warren_worker_profiles[3] (orders): prefetch must be an integer >= 1",
+        "warren_worker_profiles[3] (orders): consumer.queue is required",
+        "warren_worker_profiles[3] (orders): consumer.prefetch must be between 1 and 65535",
+        "warren_worker_profiles[3] (orders): consumer.concurrency (8) must not exceed consumer.prefetch (0)",
     ]
 
 

@@ -9,10 +9,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resou
 from role_validation import failure_lines, run_role_validation
 
 ENDPOINTS = ["amqp://127.0.0.1:5672"]
+WORKER_SOURCE_DIR = Path(__file__).resolve().parents[3] / "worker"
 
 
 def run_validation(tmp_path, extra_vars):
-    return run_role_validation("warren_worker", tmp_path, extra_vars)
+    # The default source directory is found from the playbook's; the validation playbook is not the project's.
+    return run_role_validation(
+        "warren_worker", tmp_path, {"warren_worker_source_dir": str(WORKER_SOURCE_DIR), **extra_vars}
+    )
 
 
 def test_defaults_pass_with_a_password_and_a_broker(tmp_path):
@@ -48,7 +52,7 @@ def test_bad_profiles_are_listed_by_name(tmp_path):
     )
     assert failure_lines(result) == [
         "Invalid warren_worker settings: 3 error(s)",
-        "- warren_worker_profiles[0] (orders): concurrency (8) must not exceed prefetch (4)",
+        "- warren_worker_profiles[0] (orders): consumer.concurrency (8) must not exceed consumer.prefetch (4)",
         "- warren_worker_profiles[1] (jobs): handler for 'jobs' must look like 'package.module:function'",
         "- warren_worker_drain_timeout must be a positive number of seconds, got -1",
     ]
@@ -69,3 +73,17 @@ def test_bad_log_settings_fail_before_anything_is_installed(tmp_path):
         "- warren_worker_log_rate_limit_interval must be a systemd time span such as 10s or 1min, got 'soon'",
         "- warren_worker_log_rate_limit_burst must be an integer >= 0, got -5",
     ]
+
+
+def test_wrong_types_and_unknown_keys_are_refused_by_the_argument_spec(tmp_path):
+    profiles = [{"name": "orders", "queue": "order.events", "instances": "two", "prefetch": 4, "concurrency": 1,
+                 "handlers": {"order.*": "warren.handlers:order_event"}, "replicas": 2}]  # fmt: skip
+    result = run_validation(
+        tmp_path,
+        {"warren_amqp_password": "test-only", "warren_worker_amqp_endpoints": ENDPOINTS,
+         "warren_worker_profiles": profiles},
+    )  # fmt: skip
+    message = "\n".join(failure_lines(result))
+    assert "warren_worker_profiles" in message
+    assert "replicas" in message
+    assert "instances" in message

@@ -243,6 +243,13 @@ def _password(r: TomlReader, environ: Mapping[str, str]) -> str | None:
     return password
 
 
+def consumer_problems(table: Mapping[str, Any]) -> list[str]:
+    """The problems of a [consumer] table: the warren_worker role checks its profiles with it."""
+    problems: list[str] = []
+    _consumer(TomlReader({"consumer": table}, problems))
+    return problems
+
+
 def _consumer(r: TomlReader) -> ConsumerConfig | None:
     start = len(r.problems)
     queue = r.get("consumer", "queue", str)

@@ -35,7 +35,7 @@ from warren.dispatcher import Dispatcher
 from warren.exits import EX_NOPERM, EX_OK
 from warren.logs import flush_logs
 from warren.metrics import Metrics
-from warren.notify import Notifier, status_text
+from warren.notify import Notifier, WorkerStatus
 from warren.outcomes import OutcomeLog
 from warren.session import Session
 from warren.summary import Summary
@@ -64,6 +64,7 @@ class Worker:
         )
         self.endpoints = Endpoints(config.broker.endpoints)
         self.summary = Summary(metrics, self.queue, config.log_summary_interval)
+        self.status = WorkerStatus(notifier, self.queue, metrics.snapshot, self._in_flight)
 
         self.state = State.RUNNING
         self.exit_status: int | None = None
@@ -74,12 +75,14 @@ class Worker:
         self._disconnect = ""  # why the current connection failed or ended, for the reconnect line
         self._consumer_tag: str | None = None
         self._drain_deadline = 0.0
-        self._ready_sent = False
 
     @property
     def session(self) -> Session | None:
         """The open channel's session, if one is open."""
         return self.dispatcher.session
+
+    def _in_flight(self) -> int:
+        return 0 if self.session is None else self.session.in_flight
 
     # ---- run -------------------------------------------------------------------------------------
 
@@ -112,7 +115,7 @@ class Worker:
                 delay = self.endpoints.failed()
                 # One line per attempt that says it all; pika's own error lines stay out (logs.quiet_pika).
                 log.warning("%s", self.endpoints.retry_line(self._disconnect, delay))
-                self._status(f"reconnecting in {delay:.0f}s")
+                self.status.report(f"reconnecting in {delay:.0f}s")
                 self._sleep(delay)
         finally:
             self.abandoned_work = self.dispatcher.shutdown(self.abandoned_work)
@@ -201,9 +204,7 @@ class Worker:
             self.cfg.consumer.prefetch,
             self.cfg.consumer.concurrency,
         )
-        if not self._ready_sent:
-            self._ready_sent = self.notifier.ready(self._status_text())
-        self._status()
+        self.status.consuming()
 
     def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
         session = self.session
@@ -296,17 +297,8 @@ class Worker:
         self.notifier.watchdog_if_due()
         self.summary.tick()
         flush_logs()
-        if self.notifier.status_due():
-            self._status()
+        self.status.report_if_due()
         self.ioloop.call_later(TICK_SECONDS, self._tick)
-
-    def _status_text(self) -> str:
-        session = self.session
-        return status_text(self.queue, self.metrics.snapshot(), 0 if session is None else session.in_flight)
-
-    def _status(self, prefix: str = "") -> None:
-        if self.notifier.enabled:
-            self.notifier.status(f"{prefix}; {self._status_text()}" if prefix else self._status_text())
 
 
 def _parameters(url: str, broker: BrokerConfig) -> pika.ConnectionParameters:

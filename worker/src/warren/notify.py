@@ -6,7 +6,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 log = logging.getLogger("warren.notify")
 
@@ -73,6 +74,35 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+@dataclass
+class WorkerStatus:
+    """The worker's line in `systemctl status`: READY=1 with the first one, then a STATUS= when it changes
+    state and every STATUS_EVERY_SECONDS."""
+
+    notifier: Notifier
+    queue: str
+    counts: Callable[[], dict[str, int]]
+    in_flight: Callable[[], int]
+    ready_sent: bool = False
+
+    def text(self) -> str:
+        return status_text(self.queue, self.counts(), self.in_flight())
+
+    def consuming(self) -> None:
+        """Consuming (again): READY=1 the first time, then the status."""
+        if not self.ready_sent:
+            self.ready_sent = self.notifier.ready(self.text())
+        self.report()
+
+    def report(self, prefix: str = "") -> None:
+        if self.notifier.enabled:
+            self.notifier.status(f"{prefix}; {self.text()}" if prefix else self.text())
+
+    def report_if_due(self) -> None:
+        if self.notifier.status_due():
+            self.report()
 
 
 def status_text(queue: str, counts: dict[str, int], in_flight: int) -> str:

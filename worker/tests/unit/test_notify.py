@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import warren.notify
-from warren.notify import STATUS_EVERY_SECONDS, Notifier
+from warren.notify import STATUS_EVERY_SECONDS, Notifier, WorkerStatus
 
 
 def test_notify_abstract_socket_and_watchdog() -> None:
@@ -72,3 +72,21 @@ def test_status_and_watchdog_are_due_by_the_clock(tmp_path: Path, monkeypatch: p
         server.recv(100)  # exactly two pings
     server.close()
     assert not Notifier({}).status_due()
+
+
+def test_worker_status_sends_ready_once_then_status_lines(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(2)
+    counts = {"processed": 1, "failed": 0, "retried": 2, "dead_lettered": 0}
+    status = WorkerStatus(Notifier({"NOTIFY_SOCKET": path}), "jobs", lambda: counts, lambda: 3)
+    line = b"jobs: processed=1 failed=0 retried=2 dead_lettered=0 in_flight=3"
+    status.consuming()
+    assert server.recv(200) == b"READY=1\nSTATUS=" + line
+    assert server.recv(200) == b"STATUS=" + line
+    status.consuming()  # consuming again after a reconnect: no second READY=1
+    assert server.recv(200) == b"STATUS=" + line
+    status.report("reconnecting in 2s")
+    assert server.recv(200) == b"STATUS=reconnecting in 2s; " + line
+    server.close()
