@@ -10,7 +10,16 @@ import pika.exceptions as pex
 import pytest
 from pika.adapters.utils import connection_workflow as cw
 
-from warren.connection import Endpoints, connection_parameters, describe, failure_reason, refuses_access
+from warren.connection import (
+    DEFAULT_HEARTBEAT,
+    NO_HEARTBEAT_DEAD_PEER_SECONDS,
+    Endpoints,
+    connection_parameters,
+    describe,
+    failure_reason,
+    refuses_access,
+    tcp_options,
+)
 from warren.retry import Backoff
 
 
@@ -44,9 +53,10 @@ def test_connection_parameters_for_both_programs() -> None:
     )
     assert (publisher.port, publisher.heartbeat, publisher.ssl_options.server_hostname) == (
         5999,
-        None,
+        DEFAULT_HEARTBEAT,
         "mq.example",
     )
+    assert publisher.tcp_options == tcp_options(DEFAULT_HEARTBEAT)
     assert (
         connection_parameters("amqps://mq", vhost="/", username="u", password="p", timeout=1, name="n").port
         == 5671
@@ -54,6 +64,24 @@ def test_connection_parameters_for_both_programs() -> None:
     for url in ("http://mq", "amqp://", "mq:5672"):
         with pytest.raises(ValueError, match=r"^not an amqp:// URL: "):
             connection_parameters(url, vhost="/", username="u", password="p", timeout=1, name="n")
+
+
+def test_tcp_options_end_a_silent_connection_in_about_one_heartbeat() -> None:
+    assert tcp_options(10) == {
+        "TCP_USER_TIMEOUT": 10_000,
+        "TCP_KEEPIDLE": 10,
+        "TCP_KEEPINTVL": 3,
+        "TCP_KEEPCNT": 3,
+    }
+    # Heartbeats off: the TCP options still bound a dead peer, to the fallback span.
+    off = tcp_options(0)
+    assert off["TCP_USER_TIMEOUT"] == NO_HEARTBEAT_DEAD_PEER_SECONDS * 1000
+    assert (
+        off["TCP_KEEPIDLE"] + off["TCP_KEEPINTVL"] * off["TCP_KEEPCNT"] <= 2 * NO_HEARTBEAT_DEAD_PEER_SECONDS
+    )
+    assert connection_parameters(
+        "amqp://h", vhost="/", username="u", password="p", timeout=1, name="n", heartbeat=20
+    ).tcp_options == tcp_options(20)
 
 
 def test_describe_names_the_endpoint_with_its_port() -> None:
