@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import socket
 import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 import pika
@@ -119,6 +120,12 @@ def tcp_options(heartbeat: int) -> dict[str, int]:
         "TCP_KEEPINTVL": max(1, span // 3),
         "TCP_KEEPCNT": 3,
     }
+
+
+def blocked_reason(method: Any) -> str:
+    """The line for the broker's Connection.Blocked (a memory or disk alarm): "broker blocked publishing: low
+    on memory". While blocked the broker reads nothing more from the connection: no publish is confirmed."""
+    return f"broker blocked publishing: {getattr(method, 'reason', '') or 'no reason given'}"
 
 
 def refuses_access(err: BaseException) -> bool:

@@ -14,6 +14,7 @@ from warren.connection import (
     DEFAULT_HEARTBEAT,
     NO_HEARTBEAT_DEAD_PEER_SECONDS,
     Endpoints,
+    blocked_reason,
     connection_parameters,
     describe,
     failure_reason,
@@ -147,3 +148,11 @@ def test_the_reconnect_line_says_why_then_when_and_where_the_next_attempt_goes()
         "cannot connect to amqp://a:5672: TCP connect failed: Connection refused; "
         f"next attempt in {delay:.1f}s to amqps://b:5999 (1 consecutive failures)"
     )
+
+
+def test_a_blocked_connection_is_named_by_the_brokers_reason() -> None:
+    assert (
+        blocked_reason(pika.spec.Connection.Blocked("low on disk"))
+        == "broker blocked publishing: low on disk"
+    )
+    assert blocked_reason(pika.spec.Connection.Blocked("")) == "broker blocked publishing: no reason given"
