@@ -58,10 +58,6 @@ class Unconfirmed(PublishError):
     """The connection failed while messages were unconfirmed: whether the broker stored them is unknown."""
 
 
-class BrokerBlocked(PublishError):
-    """The broker blocked publishing (a memory or disk alarm) and nothing was confirmed in time."""
-
-
 class Unroutable(PublishError):
     """A mandatory publish matched no queue (basic.return)."""
 
@@ -281,9 +277,7 @@ class Publisher:
         """The error to raise for why the connection or the publishing ended; it names a broker alarm that
         was blocking publishing at the time, whatever ended it (a timeout, a lost connection)."""
         wrapped = self._wrap_error(err)
-        if self._blocked and not isinstance(wrapped, BrokerBlocked):
-            return BrokerBlocked(f"{self._blocked}; {wrapped}")
-        return wrapped
+        return type(wrapped)(f"{self._blocked}; {wrapped}") if self._blocked else wrapped
 
     @staticmethod
     def _wrap_error(err: BaseException | None) -> PublishError:
