@@ -55,7 +55,16 @@ class AccessRefused(PublishError):
 
 
 class Unconfirmed(PublishError):
-    """The connection failed while messages were unconfirmed: whether the broker stored them is unknown."""
+    """Publishing stopped with messages unconfirmed: whether the broker stored those is unknown.
+
+    `confirmed` counts the messages stored; `unconfirmed` are the ones in flight when it stopped (the rest
+    of the input was not sent).
+    """
+
+    def __init__(self, text: str, confirmed: int = 0, unconfirmed: tuple[OutgoingMessage, ...] = ()) -> None:
+        super().__init__(text)
+        self.confirmed = confirmed
+        self.unconfirmed = unconfirmed
 
 
 class Unroutable(PublishError):
@@ -308,7 +317,8 @@ class Publisher:
         if conn is not None and not (conn.is_closed or conn.is_closing):
             self._error = self._error or PublishError("closed")
             conn.close()
-            self._run_loop()
+            # A blocked broker reads nothing, so its Close-Ok never comes: do not wait `timeout` for it.
+            self._run_loop(1.0 if self._blocked else None)
         self._discard_connection()
 
     def _discard_connection(self) -> None:
@@ -389,9 +399,12 @@ class Publisher:
 
     def _fail(self, reason: str, unconfirmed: list[OutgoingMessage]) -> NoReturn:
         self._source = None
+        confirmed = self._result.confirmed
         raise Unconfirmed(
-            f"{reason}: {self._result.confirmed} messages confirmed, {len(unconfirmed)} unconfirmed "
-            "(those may or may not have reached the broker)"
+            f"{reason}: {confirmed} messages confirmed, {len(unconfirmed)} unconfirmed "
+            "(those may or may not have reached the broker)",
+            confirmed,
+            tuple(unconfirmed),
         ) from None
 
     def _fill(self) -> None:

@@ -5,7 +5,6 @@ unconfirmed messages sent again, or a clear failure with the count confirmed. Th
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +18,7 @@ from warren.publisher import OutgoingMessage, Publisher, Unconfirmed
 pytestmark = pytest.mark.integration
 
 TOTAL, LOSS_AT = 3000, 1000
+WINDOW = 100  # small, so that confirms come back before the loss
 
 
 def messages(net: NetCut, heal: bool) -> Iterator[OutgoingMessage]:
@@ -36,7 +36,7 @@ def ids_in_queue(mq: Broker) -> list[str]:
 
 
 def test_a_lost_connection_is_replaced_and_every_message_confirmed(mq: Broker) -> None:
-    with NetCut() as net, Publisher(net.url, vhost=mq.vhost, timeout=10, window=100) as pub:
+    with NetCut() as net, Publisher(net.url, vhost=mq.vhost, timeout=10, window=WINDOW) as pub:
         ids: list[str] = []
 
         def tracked() -> Iterator[OutgoingMessage]:
@@ -53,22 +53,32 @@ def test_a_lost_connection_is_replaced_and_every_message_confirmed(mq: Broker) -
 
 
 def test_a_connection_not_replaced_in_time_fails_with_the_count_confirmed(mq: Broker) -> None:
+    sent: list[OutgoingMessage] = []
+
+    def tracked(source: Iterator[OutgoingMessage]) -> Iterator[OutgoingMessage]:
+        for msg in source:
+            sent.append(msg)
+            yield msg
+
     with (
         NetCut() as net,
-        Publisher(net.url, vhost=mq.vhost, timeout=3, window=100) as pub,
+        Publisher(net.url, vhost=mq.vhost, timeout=3, window=WINDOW) as pub,
         pytest.raises(Unconfirmed) as failure,
     ):
-        pub.publish_many(messages(net, heal=False))
-    text = str(failure.value)
-    match = re.search(
-        r": (\d+) messages confirmed, (\d+) unconfirmed \(those may or may not have reached", text
-    )
-    assert match, text
+        pub.publish_many(tracked(messages(net, heal=False)))
+    text, exc = str(failure.value), failure.value
     assert text.startswith(f"lost the connection to amqp://127.0.0.1:{net.port} ("), text
     assert "gave up after 3s without progress" in text
-    confirmed = int(match[1])
-    assert 0 < confirmed <= LOSS_AT
-    assert len(ids_in_queue(mq)) >= confirmed, "every message counted as confirmed is in the queue"
+    assert text.endswith(
+        f": {exc.confirmed} messages confirmed, {len(exc.unconfirmed)} unconfirmed "
+        "(those may or may not have reached the broker)"
+    ), text
+    # Publishing stops at the loss: no more than a window beyond it was sent.
+    assert exc.confirmed > 0 and exc.confirmed + len(exc.unconfirmed) == len(sent) <= LOSS_AT + WINDOW
+    unconfirmed = {m.message_id for m in exc.unconfirmed}
+    confirmed = {m.message_id for m in sent} - unconfirmed
+    assert len(confirmed) == exc.confirmed
+    assert confirmed <= set(ids_in_queue(mq)), "every message counted as confirmed is in the queue"
 
 
 def test_warren_publish_takes_several_endpoints(mq: Broker) -> None:
