@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from warren.connection import DEFAULT_HEARTBEAT
 from warren.retry import Backoff
 from warren.routing import pattern_problem
 from warren.toml_reader import TomlReader
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("plain", "json")
+# RabbitMQ's own advice: heartbeats under 5 s give false positives; past an hour they detect nothing useful.
+MIN_HEARTBEAT, MAX_HEARTBEAT = 5, 3600
 
 
 class ConfigError(Exception):
@@ -200,9 +203,12 @@ def _broker(r: TomlReader, environ: Mapping[str, str]) -> BrokerConfig | None:
     if username == "":
         r.problems.append("broker.username must not be empty")
     password = _password(r, environ)
-    heartbeat = r.get("broker", "heartbeat", int, 30)
-    if heartbeat is not None and heartbeat < 0:
-        r.problems.append("broker.heartbeat must be >= 0 (0 disables heartbeats)")
+    heartbeat = r.get("broker", "heartbeat", int, DEFAULT_HEARTBEAT)
+    if heartbeat is not None and heartbeat != 0 and not MIN_HEARTBEAT <= heartbeat <= MAX_HEARTBEAT:
+        r.problems.append(
+            f"broker.heartbeat must be 0 (disabled) or between {MIN_HEARTBEAT} and {MAX_HEARTBEAT} seconds "
+            f"(shorter ones drop healthy connections on a busy host), got {heartbeat}"
+        )
     timeout = r.get("broker", "connection_timeout", (int, float), 10.0)
     if timeout is not None and timeout <= 0:
         r.problems.append("broker.connection_timeout must be > 0")

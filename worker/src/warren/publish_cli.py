@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -94,12 +95,16 @@ def _publish_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="warren-publish",
         description="Publish persistent JSON messages with confirms, or replay a dead-letter queue.",
-        epilog="Exit: 0 all confirmed; 2 usage or invalid input; 3 unroutable; 4 nacked/unconfirmed; "
+        epilog="Exit: 0 all confirmed; 2 usage or invalid input; 3 unroutable; 4 nacked, or unconfirmed "
+        "(connection lost and not replaced within --timeout, no confirms within --timeout, a broker alarm); "
         "69 broker unreachable; 77 access refused.",
     )
     p.add_argument("body", nargs="?", help="JSON object to publish")
     p.add_argument(
-        "--url", default=DEFAULT_URL, help=f"broker URL without credentials (default {DEFAULT_URL})"
+        "--url",
+        action="append",
+        help=f"broker URL without credentials (default {DEFAULT_URL}); repeat it for each node of a cluster: "
+        "connecting tries them in turn, a lost connection is replaced on the next that answers",
     )
     p.add_argument("--vhost", default="/", help="virtual host (default /)")
     p.add_argument("--username", default=os.environ.get("WARREN_USERNAME", "guest"))
@@ -124,6 +129,9 @@ def _publish_parser() -> argparse.ArgumentParser:
 
 
 def publish_main(argv: Sequence[str] | None = None) -> int:
+    # pika logs each failed or lost connection as ERROR lines with tracebacks, which Python would print on
+    # stderr for want of a handler; the one line this program writes for it says why.
+    logging.getLogger("pika").addHandler(logging.NullHandler())
     parser = _publish_parser()
     args = parser.parse_args(argv)
     modes = sum(x is not None for x in (args.body, args.file, args.replay_dlq))
@@ -133,6 +141,9 @@ def publish_main(argv: Sequence[str] | None = None) -> int:
         parser.error("--limit takes a non-negative number and needs --replay-dlq")
     if args.window < 1:
         parser.error("--window must be >= 1")
+    if args.replay_dlq is not None and args.url and len(args.url) > 1:
+        parser.error("--replay-dlq takes one --url")
+    args.url = args.url or [DEFAULT_URL]
 
     def err(text: str) -> None:
         print(f"warren-publish: {text}", file=sys.stderr, flush=True)
@@ -180,18 +191,27 @@ def _publish(
     args: argparse.Namespace, password: str, messages: Iterator[OutgoingMessage], errors: list[str], err: Any
 ) -> int:
     try:
-        with Publisher(
+        publisher = Publisher(
             args.url,
             username=args.username,
             password=password,
             vhost=args.vhost,
             window=args.window,
             timeout=args.timeout,
-        ) as publisher:
+        )
+    except ValueError as exc:  # a URL that is not amqp://
+        raise InputError(str(exc)) from None
+    try:
+        with publisher:
             result = publisher.publish_many(messages)
     except PublishError as exc:
         err(str(exc))
         return failure_status(exc)
+    if result.reconnects:
+        err(
+            f"reconnected {result.reconnects} times; {result.republished} messages unconfirmed on a lost "
+            "connection were sent again and may arrive twice"
+        )
     for line in errors:
         err(f"not published: {line}")
     for msg, reason in result.returned:
@@ -218,7 +238,12 @@ def _publish(
 def _replay(args: argparse.Namespace, password: str, err: Any) -> int:
     try:
         params = connection_parameters(
-            args.url, vhost=args.vhost, username=args.username, password=password, timeout=10.0, name=PROGRAM
+            args.url[0],
+            vhost=args.vhost,
+            username=args.username,
+            password=password,
+            timeout=10.0,
+            name=PROGRAM,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None

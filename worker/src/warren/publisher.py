@@ -7,26 +7,35 @@ confirm mode waits for each confirm in turn (one round trip plus an fsync per me
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import struct
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import pika
 import pika.data
 import pika.exceptions as pex
 from pika.adapters.select_connection import IOLoop
 
-from warren.connection import connection_parameters, refuses_access
+from warren.connection import (
+    Endpoints,
+    blocked_reason,
+    connection_parameters,
+    describe,
+    failure_reason,
+    refuses_access,
+)
 
 log = logging.getLogger("warren.publisher")
 
 DEFAULT_URL = "amqp://127.0.0.1:5672/"
+NAME = "warren-publish"  # the connection name the management UI shows
 # Unconfirmed messages in flight. The broker confirms persistent messages in batches, after they reach
 # disk; a window smaller than what arrives during one such batch leaves the broker idle while the
 # publisher waits; 8000 is where the bulk benchmark stopped gaining (docs/perf-notes.md).
@@ -46,7 +55,16 @@ class AccessRefused(PublishError):
 
 
 class Unconfirmed(PublishError):
-    """The connection failed while messages were unconfirmed: whether the broker stored them is unknown."""
+    """Publishing stopped with messages unconfirmed: whether the broker stored those is unknown.
+
+    `confirmed` counts the messages stored; `unconfirmed` are the ones in flight when it stopped (the rest
+    of the input was not sent).
+    """
+
+    def __init__(self, text: str, confirmed: int = 0, unconfirmed: tuple[OutgoingMessage, ...] = ()) -> None:
+        super().__init__(text)
+        self.confirmed = confirmed
+        self.unconfirmed = unconfirmed
 
 
 class Unroutable(PublishError):
@@ -104,6 +122,8 @@ class PublishResult:
     confirmed: int = 0  # stored by the broker (routed and confirmed)
     returned: list[tuple[OutgoingMessage, str]] = field(default_factory=list)  # unroutable, with reason
     nacked: list[OutgoingMessage] = field(default_factory=list)  # broker refused to store
+    reconnects: int = 0  # connections lost and replaced while publishing
+    republished: int = 0  # sent again on the new connection, unconfirmed on the lost one: may arrive twice
 
     @property
     def ok(self) -> bool:
@@ -124,12 +144,15 @@ def _properties(msg: OutgoingMessage) -> pika.BasicProperties:
 class Publisher:
     """`with Publisher(...) as p: p.publish("events", "order.created", {"order_id": 1})`.
 
+    `url` is one endpoint or several (a cluster's nodes): connecting tries each in turn. A connection lost
+    while publishing is replaced, on the next endpoint that answers, within `timeout` seconds, and the
+    messages it left unconfirmed are published again (at least once: those may arrive twice).
     Not thread-safe: use one Publisher per thread.
     """
 
     def __init__(
         self,
-        url: str = DEFAULT_URL,
+        url: str | Sequence[str] = DEFAULT_URL,
         *,
         username: str = "guest",
         password: str = "guest",
@@ -139,20 +162,23 @@ class Publisher:
     ) -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
-        self.params = connection_parameters(
-            url,
-            vhost=vhost,
-            username=username,
-            password=password,
-            timeout=min(timeout, 10.0),
-            name="warren-publish",
-        )
+        urls = (url,) if isinstance(url, str) else tuple(url)
+        # Every URL is checked now, not when the connection first fails over to it.
+        self._params = {
+            u: connection_parameters(
+                u, vhost=vhost, username=username, password=password, timeout=min(timeout, 10.0), name=NAME
+            )
+            for u in urls
+        }
+        self.endpoints = Endpoints(urls)
         self.window = window
         self.timeout = timeout
+        self._url = urls[0]
         self._ioloop: Any = None
         self._connection: Any = None
         self._channel: Any = None
         self._error: BaseException | None = None
+        self._blocked: str | None = None  # why the broker blocks publishing now (Connection.Blocked)
         # bulk state
         self._source: Iterator[OutgoingMessage] | None = None
         self._outstanding: OrderedDict[int, OutgoingMessage] = OrderedDict()
@@ -173,18 +199,59 @@ class Publisher:
         self.close()
 
     def connect(self) -> None:
+        """Connect to the first endpoint that answers, trying each once; PublishError names why each failed
+        (AccessRefused at once: another endpoint of the same cluster would refuse too)."""
+        reasons = []
+        for _ in self.endpoints.urls:
+            url = self.endpoints.next_url()
+            try:
+                self._open(url)
+            except AccessRefused:
+                raise
+            except PublishError as exc:
+                reasons.append(f"cannot connect to {describe(url)}: {exc}")
+                continue
+            self.endpoints.succeeded()
+            return
+        raise PublishError("; ".join(reasons))
+
+    def _open(self, url: str) -> None:
+        self._discard_connection()
+        self._url = url
         self._ioloop = IOLoop()
         self._error = None
+        self._blocked = None
+        self._seq = 0  # publish sequence numbers count per channel
         self._connection = pika.SelectConnection(
-            parameters=self.params,
+            parameters=self._params[url],
             on_open_callback=lambda conn: conn.channel(on_open_callback=self._on_channel_open),
             on_open_error_callback=self._on_fail,
             on_close_callback=self._on_fail,
             custom_ioloop=self._ioloop,
         )
-        self._run_loop()
+        self._connection.add_on_connection_blocked_callback(self._on_blocked)
+        self._connection.add_on_connection_unblocked_callback(self._on_unblocked)
+        # pika's own stack timeout ends an attempt that hangs while opening (a connection abandoned then
+        # cannot be closed cleanly); this later deadline only catches a channel that never opens.
+        self._run_loop(self._params[url].stack_timeout + 1.0)
         if self._channel is None:
             raise self._wrap(self._error)
+
+    def _reconnect(self) -> None:
+        """After a lost connection: connect again, passes over every endpoint with the reconnect backoff
+        between them, until `timeout` seconds have passed without progress."""
+        deadline = self._last_progress + self.timeout
+        while True:
+            try:
+                self.connect()
+                return
+            except AccessRefused:
+                raise
+            except PublishError as exc:
+                delay = self.endpoints.failed()
+                if time.monotonic() + delay >= deadline:
+                    raise PublishError(f"{exc}; gave up after {self.timeout:g}s without progress") from None
+                time.sleep(delay)
 
     def _on_channel_open(self, channel: Any) -> None:
         self._channel = channel
@@ -198,6 +265,14 @@ class Publisher:
         self._channel = None
         self._ioloop.stop()
 
+    def _on_blocked(self, _conn: Any, frame: Any) -> None:
+        self._blocked = blocked_reason(frame.method)
+        log.info("%s", self._blocked)  # the error says it if publishing fails
+
+    def _on_unblocked(self, _conn: Any, _frame: Any) -> None:
+        self._blocked = None
+        log.info("broker unblocked publishing")
+
     def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
         if self._error is None:
             self._error = reason
@@ -207,25 +282,34 @@ class Publisher:
         else:
             self._ioloop.stop()
 
+    def _wrap(self, err: BaseException | None) -> PublishError:
+        """The error to raise for why the connection or the publishing ended; it names a broker alarm that
+        was blocking publishing at the time, whatever ended it (a timeout, a lost connection)."""
+        wrapped = self._wrap_error(err)
+        return type(wrapped)(f"{self._blocked}; {wrapped}") if self._blocked else wrapped
+
     @staticmethod
-    def _wrap(err: BaseException | None) -> PublishError:
+    def _wrap_error(err: BaseException | None) -> PublishError:
+        if isinstance(err, PublishError):
+            return err
         if err is None:
             return PublishError("connection closed")
         if refuses_access(err):
             return AccessRefused(f"access refused: {err}")
         if isinstance(err, pex.ChannelClosedByBroker):
             return PublishError(f"broker closed the channel: {err.reply_code} {err.reply_text}")
-        return PublishError(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
+        return PublishError(failure_reason(err))
 
-    def _run_loop(self) -> None:
-        deadline_timer = self._ioloop.call_later(self.timeout, self._on_timeout)
+    def _run_loop(self, seconds: float | None = None) -> None:
+        seconds = self.timeout if seconds is None else seconds
+        deadline_timer = self._ioloop.call_later(seconds, lambda: self._on_timeout(seconds))
         try:
             self._ioloop.start()
         finally:
             self._ioloop.remove_timeout(deadline_timer)
 
-    def _on_timeout(self) -> None:
-        self._error = TimeoutError(f"no progress within {self.timeout:g}s")
+    def _on_timeout(self, seconds: float) -> None:
+        self._error = PublishError(f"no progress within {seconds:g}s")
         self._ioloop.stop()
 
     def close(self) -> None:
@@ -233,7 +317,11 @@ class Publisher:
         if conn is not None and not (conn.is_closed or conn.is_closing):
             self._error = self._error or PublishError("closed")
             conn.close()
-            self._run_loop()
+            # A blocked broker reads nothing, so its Close-Ok never comes: do not wait `timeout` for it.
+            self._run_loop(1.0 if self._blocked else None)
+        self._discard_connection()
+
+    def _discard_connection(self) -> None:
         if self._ioloop is not None:
             self._ioloop.close()
             self._ioloop = None
@@ -268,28 +356,56 @@ class Publisher:
         return msg.message_id
 
     def publish_many(self, messages: Iterable[OutgoingMessage]) -> PublishResult:
-        """Publish everything `messages` yields with at most `window` unconfirmed at a time."""
+        """Publish everything `messages` yields with at most `window` unconfirmed at a time.
+
+        A lost connection is replaced (see the class); raises Unconfirmed, with the count confirmed, when
+        that fails or publishing stops for another reason (a timeout, a broker alarm, a closed channel).
+        """
         if self._channel is None:
             raise PublishError("not connected")
         self._source = iter(messages)
         self._result = PublishResult()
         self._last_progress = time.monotonic()
+        while True:
+            self._publish_until_stopped()
+            if self._source is None and not self._outstanding:
+                return self._result
+            failure = self._error
+            unconfirmed = list(self._outstanding.values())
+            self._outstanding.clear()
+            if cured_by_reconnecting(failure) and not self._blocked:
+                lost = f"lost the connection to {describe(self._url)} ({failure_reason(failure)})"
+                log.info("%s; reconnecting", lost)
+                try:
+                    self._reconnect()
+                except PublishError as exc:
+                    self._fail(f"{lost}; {exc}", unconfirmed)
+                self._last_progress = time.monotonic()  # a new connection is progress
+                # Sent again first: the broker may or may not have them (at least once).
+                self._result.reconnects += 1
+                self._result.republished += len(unconfirmed)
+                self._returns.clear()
+                self._source = itertools.chain(unconfirmed, self._source or ())
+                continue
+            self._fail(str(self._wrap(failure)), unconfirmed)
+
+    def _publish_until_stopped(self) -> None:
         self._ioloop.add_callback_threadsafe(self._fill)
         self._progress_timer = self._ioloop.call_later(1.0, self._check_progress)
         try:
             self._ioloop.start()
         finally:
             self._ioloop.remove_timeout(self._progress_timer)
-        if self._source is not None or self._outstanding:
-            unconfirmed = len(self._outstanding)
-            self._outstanding.clear()
-            self._source = None
-            err = self._wrap(self._error)
-            raise Unconfirmed(
-                f"{err}; {self._result.confirmed} messages confirmed, "
-                f"{unconfirmed} unconfirmed (state unknown)"
-            ) from None
-        return self._result
+
+    def _fail(self, reason: str, unconfirmed: list[OutgoingMessage]) -> NoReturn:
+        self._source = None
+        confirmed = self._result.confirmed
+        raise Unconfirmed(
+            f"{reason}: {confirmed} messages confirmed, {len(unconfirmed)} unconfirmed "
+            "(those may or may not have reached the broker)",
+            confirmed,
+            tuple(unconfirmed),
+        ) from None
 
     def _fill(self) -> None:
         if self._channel is None:
@@ -310,7 +426,7 @@ class Publisher:
 
     def _check_progress(self) -> None:
         if time.monotonic() - self._last_progress > self.timeout:
-            self._error = TimeoutError(f"no confirms within {self.timeout:g}s")
+            self._error = PublishError(f"no confirms within {self.timeout:g}s")
             self._ioloop.stop()
             return
         self._progress_timer = self._ioloop.call_later(1.0, self._check_progress)
@@ -340,3 +456,12 @@ class Publisher:
                 self._result.nacked.append(msg)
         self._last_progress = time.monotonic()
         self._fill()
+
+
+def cured_by_reconnecting(err: BaseException | None) -> bool:
+    """Whether publishing stopped because the connection went away (not refused, not closed for a reason a
+    new connection would meet again, not a timeout)."""
+    if isinstance(err, pex.ConnectionClosedByBroker):
+        # 320 CONNECTION_FORCED: the node is shutting down or an operator closed it; other codes are errors.
+        return bool(err.reply_code == 320)
+    return isinstance(err, pex.AMQPConnectionError) and not isinstance(err, pex.ConnectionClosedByClient)

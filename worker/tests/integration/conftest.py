@@ -145,7 +145,6 @@ class Broker:
                 "vhost": self.vhost,
                 "username": "guest",
                 "password_file": str(password),
-                "heartbeat": 10,
             },
             "consumer": {"queue": queue, "prefetch": 10, "concurrency": 4, "drain_timeout": 10},
             "handlers": handlers,

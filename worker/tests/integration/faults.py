@@ -33,6 +33,19 @@ def broker_app_stopped() -> Iterator[None]:
 
 
 @contextmanager
+def memory_alarm() -> Iterator[None]:
+    """Raise the broker's memory alarm (a high watermark of 0: every publishing connection is blocked), and
+    restore the watermark it had on the way out, whatever happened in between."""
+    before = rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().").strip()
+    float(before)  # a relative watermark, e.g. 0.4; anything else would not restore as one
+    try:
+        rabbitmqctl("set_vm_memory_high_watermark", "0")
+        yield
+    finally:
+        rabbitmqctl("set_vm_memory_high_watermark", before)
+
+
+@contextmanager
 def dead_port() -> Iterator[int]:
     """A loopback TCP port that refuses connections: bound (so nothing else takes it) but never listening."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -38,9 +38,10 @@ def test_failover_past_a_dead_endpoint_consumes_from_the_live_one(mq: Broker) ->
     assert mq.depth("test.work") == 0
 
 
-# Reconnect backoff (docs/worker.md): 1 s doubling, equal jitter, so the k-th wait is at least 2**(k-1) / 2 s.
+# Reconnect backoff (docs/worker.md): 1 s doubling to 15 s, equal jitter: the k-th wait is at least
+# min(15, 2**(k-1)) / 2 s.
 def backoff_lower_bound(k: int) -> float:
-    return min(30.0, 2.0 ** (k - 1)) / 2
+    return min(15.0, 2.0 ** (k - 1)) / 2
 
 
 def test_no_reachable_broker_backs_off_feeds_the_watchdog_and_stops_on_sigterm(mq: Broker) -> None:

@@ -45,3 +45,10 @@ def fail(message: Message) -> None:
         message.attempt = 99
         raise RuntimeError(f"boom on attempt {attempt}")
     _record("end", message)
+
+
+def slow_fail(message: Message) -> None:
+    """Record start, sleep body["sleep"] seconds, then fail (every delivery)."""
+    _record("start", message)
+    time.sleep(float(message.body.get("sleep", 0)))
+    raise RuntimeError(f"slow failure on attempt {message.attempt}")

@@ -15,7 +15,7 @@ def test_valid_profile_with_defaults(write: Any, creds: dict[str, str]) -> None:
     cfg = load_config(write(VALID), creds)
     assert cfg.broker.endpoints == ("amqp://10.0.0.1:5672", "amqp://10.0.0.2")
     assert cfg.broker.password == "s3cret"  # trailing newline stripped
-    assert (cfg.broker.heartbeat, cfg.broker.connection_timeout) == (30, 10.0)
+    assert (cfg.broker.heartbeat, cfg.broker.connection_timeout) == (10, 10.0)
     assert cfg.consumer.drain_timeout == 30.0
     assert [(h.pattern, h.func) for h in cfg.handlers] == [
         ("order.*", handlers.order_event),
@@ -155,3 +155,20 @@ def test_cli_bad_metrics_listen_exits_78(
     assert worker_main(["--config", str(write(VALID)), "--metrics-listen", "9420", "--check"]) == 78
     assert "--metrics-listen: metrics.listen must be 'host:port'" in capsys.readouterr().err
     assert worker_main(["--config", str(write(VALID)), "--metrics-listen", "127.0.0.1:9420", "--check"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"), [(0, True), (5, True), (3600, True), (4, False), (3601, False), (-1, False)]
+)
+def test_heartbeat_is_off_or_between_5_s_and_an_hour(
+    write: Any, creds: dict[str, str], value: int, valid: bool
+) -> None:
+    text = VALID.replace("[broker]", f"[broker]\nheartbeat = {value}")
+    if valid:
+        assert load_config(write(text), creds).broker.heartbeat == value
+    else:
+        with pytest.raises(
+            ConfigError,
+            match=rf"broker.heartbeat must be 0 \(disabled\) or between 5 and 3600 seconds .*got {value}",
+        ):
+            load_config(write(text), creds)

@@ -10,7 +10,17 @@ import pika.exceptions as pex
 import pytest
 from pika.adapters.utils import connection_workflow as cw
 
-from warren.connection import Endpoints, connection_parameters, describe, failure_reason, refuses_access
+from warren.connection import (
+    DEFAULT_HEARTBEAT,
+    NO_HEARTBEAT_DEAD_PEER_SECONDS,
+    Endpoints,
+    blocked_reason,
+    connection_parameters,
+    describe,
+    failure_reason,
+    refuses_access,
+    tcp_options,
+)
 from warren.retry import Backoff
 
 
@@ -44,9 +54,10 @@ def test_connection_parameters_for_both_programs() -> None:
     )
     assert (publisher.port, publisher.heartbeat, publisher.ssl_options.server_hostname) == (
         5999,
-        None,
+        DEFAULT_HEARTBEAT,
         "mq.example",
     )
+    assert publisher.tcp_options == tcp_options(DEFAULT_HEARTBEAT)
     assert (
         connection_parameters("amqps://mq", vhost="/", username="u", password="p", timeout=1, name="n").port
         == 5671
@@ -54,6 +65,24 @@ def test_connection_parameters_for_both_programs() -> None:
     for url in ("http://mq", "amqp://", "mq:5672"):
         with pytest.raises(ValueError, match=r"^not an amqp:// URL: "):
             connection_parameters(url, vhost="/", username="u", password="p", timeout=1, name="n")
+
+
+def test_tcp_options_end_a_silent_connection_in_about_one_heartbeat() -> None:
+    assert tcp_options(10) == {
+        "TCP_USER_TIMEOUT": 10_000,
+        "TCP_KEEPIDLE": 10,
+        "TCP_KEEPINTVL": 3,
+        "TCP_KEEPCNT": 3,
+    }
+    # Heartbeats off: the TCP options still bound a dead peer, to the fallback span.
+    off = tcp_options(0)
+    assert off["TCP_USER_TIMEOUT"] == NO_HEARTBEAT_DEAD_PEER_SECONDS * 1000
+    assert (
+        off["TCP_KEEPIDLE"] + off["TCP_KEEPINTVL"] * off["TCP_KEEPCNT"] <= 2 * NO_HEARTBEAT_DEAD_PEER_SECONDS
+    )
+    assert connection_parameters(
+        "amqp://h", vhost="/", username="u", password="p", timeout=1, name="n", heartbeat=20
+    ).tcp_options == tcp_options(20)
 
 
 def test_describe_names_the_endpoint_with_its_port() -> None:
@@ -119,3 +148,11 @@ def test_the_reconnect_line_says_why_then_when_and_where_the_next_attempt_goes()
         "cannot connect to amqp://a:5672: TCP connect failed: Connection refused; "
         f"next attempt in {delay:.1f}s to amqps://b:5999 (1 consecutive failures)"
     )
+
+
+def test_a_blocked_connection_is_named_by_the_brokers_reason() -> None:
+    assert (
+        blocked_reason(pika.spec.Connection.Blocked("low on disk"))
+        == "broker blocked publishing: low on disk"
+    )
+    assert blocked_reason(pika.spec.Connection.Blocked("")) == "broker blocked publishing: no reason given"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pika.exceptions as pex
 import pytest
 
 from warren.publish_cli import InputError, failure_status, parse_line, publish_main
-from warren.publisher import AccessRefused, PublishError, Unconfirmed
+from warren.publisher import AccessRefused, PublishError, Unconfirmed, cured_by_reconnecting
 
 
 def test_parse_line_envelope_or_plain_body() -> None:
@@ -78,3 +79,25 @@ def test_a_run_that_fails_as_a_whole_exits_by_the_exceptions_type() -> None:
     assert failure_status(AccessRefused("access refused: 403")) == 77
     assert failure_status(Unconfirmed("StreamLostError; 5 messages confirmed, 3 unconfirmed")) == 4
     assert failure_status(PublishError("cannot connect: AMQPConnectionError: confirmed")) == 69
+
+
+def test_several_urls_are_checked_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--routing-key", "k", "--url", "amqp://127.0.0.1:1", "--url", "http://mq", "{}"]
+    assert publish_main(args) == 2
+    assert capsys.readouterr().err == "warren-publish: not an amqp:// URL: 'http://mq'\n"
+    with pytest.raises(SystemExit) as info:
+        publish_main(["--replay-dlq", "q.dlq", "--url", "amqp://a", "--url", "amqp://b"])
+    assert info.value.code == 2
+    assert "--replay-dlq takes one --url" in capsys.readouterr().err
+
+
+def test_only_a_lost_connection_is_replaced() -> None:
+    assert cured_by_reconnecting(pex.StreamLostError("Transport indicated EOF"))
+    assert cured_by_reconnecting(pex.AMQPHeartbeatTimeout("no activity"))
+    assert cured_by_reconnecting(pex.ConnectionClosedByBroker(320, "CONNECTION_FORCED - shutdown"))
+    # A new connection would meet these again, or the program asked for it.
+    assert not cured_by_reconnecting(pex.ConnectionClosedByBroker(403, "ACCESS_REFUSED"))
+    assert not cured_by_reconnecting(pex.ConnectionClosedByClient(200, "Normal shutdown"))
+    assert not cured_by_reconnecting(pex.ChannelClosedByBroker(404, "NOT_FOUND - no exchange"))
+    assert not cured_by_reconnecting(PublishError("no confirms within 3s"))
+    assert not cured_by_reconnecting(None)
