@@ -36,7 +36,8 @@ from typing import Any
 import pika
 
 import chart
-from warren.publisher import DEFAULT_WINDOW, OutgoingMessage, Publisher
+from warren.outgoing import OutgoingMessage
+from warren.publisher import DEFAULT_WINDOW, Publisher
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent

@@ -147,8 +147,13 @@ class Worker:
             on_close_callback=self._on_connection_closed,
             custom_ioloop=self.ioloop,
         )
-        self._connection.add_on_connection_blocked_callback(self._on_blocked)
-        self._connection.add_on_connection_unblocked_callback(self._on_unblocked)
+        url = describe(self._url)
+        self._connection.add_on_connection_blocked_callback(
+            lambda _conn, frame: self.status.blocked(blocked_reason(frame.method), url)
+        )
+        self._connection.add_on_connection_unblocked_callback(
+            lambda _conn, _frame: self.status.unblocked(url)
+        )
 
     def _on_connection_open(self, connection: Any) -> None:
         log.info("connected to %s", describe(self._url))
@@ -167,20 +172,6 @@ class Worker:
         if not isinstance(reason, pex.ConnectionClosedByClient):  # logged by run() with the next attempt
             self._disconnect = f"connection to {describe(self._url)} lost: {failure_reason(reason)}"
         self.ioloop.stop()
-
-    def _on_blocked(self, _connection: Any, frame: Any) -> None:
-        # The broker reads nothing more from this connection (acks included) until the alarm clears; a
-        # reconnect would not help, the alarm is the broker's (or the cluster's).
-        log.warning(
-            "%s (%s): retries and dead letters wait for its confirm, and acks with them, until it unblocks",
-            blocked_reason(frame.method),
-            describe(self._url),
-        )
-        self._status(blocked_reason(frame.method))
-
-    def _on_unblocked(self, _connection: Any, _frame: Any) -> None:
-        log.info("broker unblocked publishing (%s)", describe(self._url))
-        self._status()
 
     def _close_connection(self) -> None:
         if self.state is State.DRAINING:

@@ -100,6 +100,20 @@ class WorkerStatus:
         if self.notifier.enabled:
             self.notifier.status(f"{prefix}; {self.text()}" if prefix else self.text())
 
+    def blocked(self, reason: str, url: str) -> None:
+        # The broker reads nothing more from this connection (acks included) until the alarm clears; a
+        # reconnect would not help, the alarm is the broker's (or the cluster's).
+        log.warning(
+            "%s (%s): retries and dead letters wait for its confirm, and acks with them, until it unblocks",
+            reason,
+            url,
+        )
+        self.report(reason)
+
+    def unblocked(self, url: str) -> None:
+        log.info("broker unblocked publishing (%s)", url)
+        self.report()
+
     def report_if_due(self) -> None:
         if self.notifier.status_due():
             self.report()

@@ -14,15 +14,8 @@ from warren import __version__
 from warren.connection import connection_parameters
 from warren.decoding import parse_json
 from warren.exits import EX_NOPERM, EX_OK, EX_UNAVAILABLE, EX_UNCONFIRMED, EX_UNROUTABLE, EX_USAGE
-from warren.publisher import (
-    DEFAULT_URL,
-    DEFAULT_WINDOW,
-    AccessRefused,
-    OutgoingMessage,
-    Publisher,
-    PublishError,
-    Unconfirmed,
-)
+from warren.outgoing import AccessRefused, OutgoingMessage, PublishError, Unconfirmed
+from warren.publisher import DEFAULT_URL, DEFAULT_WINDOW, Publisher
 from warren.replay import replay_dead_letters
 
 PROGRAM = "warren-publish"  # also the connection name the management UI shows

@@ -8,126 +8,34 @@ confirm mode waits for each confirm in turn (one round trip plus an fsync per me
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import struct
 import time
 import uuid
-from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import pika
-import pika.data
 import pika.exceptions as pex
-from pika.adapters.select_connection import IOLoop
 
-from warren.connection import (
-    Endpoints,
-    blocked_reason,
-    connection_parameters,
-    describe,
-    failure_reason,
-    refuses_access,
+from warren.confirm_channel import ConfirmChannel
+from warren.connection import describe, failure_reason
+from warren.outgoing import (
+    ConfirmTracker,
+    Nacked,
+    OutgoingMessage,
+    PublishError,
+    PublishResult,
+    Unconfirmed,
+    Unroutable,
 )
 
 log = logging.getLogger("warren.publisher")
 
 DEFAULT_URL = "amqp://127.0.0.1:5672/"
-NAME = "warren-publish"  # the connection name the management UI shows
 # Unconfirmed messages in flight. The broker confirms persistent messages in batches, after they reach
 # disk; a window smaller than what arrives during one such batch leaves the broker idle while the
 # publisher waits; 8000 is where the bulk benchmark stopped gaining (docs/perf-notes.md).
 DEFAULT_WINDOW = 8000
-
-# One encoder for every message: json.dumps with non-default options builds a new one per call. NaN and
-# infinite numbers raise ValueError: Python would write NaN / Infinity, which is not JSON.
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-class PublishError(Exception):
-    """Connection or protocol failure; the state of unconfirmed messages is unknown."""
-
-
-class AccessRefused(PublishError):
-    """The broker refused the credentials or the vhost."""
-
-
-class Unconfirmed(PublishError):
-    """Publishing stopped with messages unconfirmed: whether the broker stored those is unknown.
-
-    `confirmed` counts the messages stored; `unconfirmed` are the ones in flight when it stopped (the rest
-    of the input was not sent).
-    """
-
-    def __init__(self, text: str, confirmed: int = 0, unconfirmed: tuple[OutgoingMessage, ...] = ()) -> None:
-        super().__init__(text)
-        self.confirmed = confirmed
-        self.unconfirmed = unconfirmed
-
-
-class Unroutable(PublishError):
-    """A mandatory publish matched no queue (basic.return)."""
-
-
-class Nacked(PublishError):
-    """The broker refused to store a message (basic.nack)."""
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    exchange: str
-    routing_key: str
-    body: bytes
-    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    headers: Mapping[str, Any] | None = None
-    content_type: str | None = "application/json"
-
-    def __post_init__(self) -> None:
-        # Checked here, where the caller can be told which message is wrong: inside publish_many, pika
-        # would raise from its I/O loop with the messages before it in an unknown state.
-        if self.headers:
-            try:
-                pika.data.encode_table([], dict(self.headers))
-            except pex.UnsupportedAMQPFieldException as exc:  # pika encodes no float
-                raise ValueError(
-                    f"header value {exc.args[-1]!r} has no AMQP encoding; send it as text"
-                ) from None
-            except struct.error:
-                raise ValueError("a header integer is beyond AMQP's 64 bits") from None
-            except pex.ShortStringTooLong:
-                raise ValueError("a header name is longer than AMQP's 255 bytes") from None
-
-    @classmethod
-    def json(
-        cls,
-        exchange: str,
-        routing_key: str,
-        body: Any,
-        *,
-        message_id: str | None = None,
-        headers: Mapping[str, Any] | None = None,
-    ) -> OutgoingMessage:
-        """`body` as compact UTF-8 JSON; ValueError when it has none (NaN, infinity, a lone surrogate)."""
-        try:
-            data = _COMPACT_JSON.encode(body).encode("utf-8")
-        except ValueError as exc:
-            raise ValueError(f"body cannot be sent as JSON: {exc}") from None
-        return cls(exchange, routing_key, data, message_id or str(uuid.uuid4()), headers)
-
-
-@dataclass
-class PublishResult:
-    confirmed: int = 0  # stored by the broker (routed and confirmed)
-    returned: list[tuple[OutgoingMessage, str]] = field(default_factory=list)  # unroutable, with reason
-    nacked: list[OutgoingMessage] = field(default_factory=list)  # broker refused to store
-    reconnects: int = 0  # connections lost and replaced while publishing
-    republished: int = 0  # sent again on the new connection, unconfirmed on the lost one: may arrive twice
-
-    @property
-    def ok(self) -> bool:
-        return not self.returned and not self.nacked
 
 
 def _properties(msg: OutgoingMessage) -> pika.BasicProperties:
@@ -162,34 +70,21 @@ class Publisher:
     ) -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
-        urls = (url,) if isinstance(url, str) else tuple(url)
-        # Every URL is checked now, not when the connection first fails over to it.
-        self._params = {
-            u: connection_parameters(
-                u, vhost=vhost, username=username, password=password, timeout=min(timeout, 10.0), name=NAME
-            )
-            for u in urls
-        }
-        self.endpoints = Endpoints(urls)
+        self._link = ConfirmChannel(
+            (url,) if isinstance(url, str) else tuple(url),
+            username=username,
+            password=password,
+            vhost=vhost,
+            timeout=timeout,
+            on_confirm=self._on_confirm,
+            on_return=self._on_return,
+        )
         self.window = window
         self.timeout = timeout
-        self._url = urls[0]
-        self._ioloop: Any = None
-        self._connection: Any = None
-        self._channel: Any = None
-        self._error: BaseException | None = None
-        self._blocked: str | None = None  # why the broker blocks publishing now (Connection.Blocked)
-        # bulk state
         self._source: Iterator[OutgoingMessage] | None = None
-        self._outstanding: OrderedDict[int, OutgoingMessage] = OrderedDict()
-        self._returns: Counter[str] = Counter()
-        self._return_text: dict[str, str] = {}
-        self._seq = 0
-        self._result = PublishResult()
+        self._confirms = ConfirmTracker()
         self._last_progress = 0.0
         self._progress_timer: Any = None
-
-    # ---- connection ------------------------------------------------------------------------------
 
     def __enter__(self) -> Publisher:
         self.connect()
@@ -199,133 +94,12 @@ class Publisher:
         self.close()
 
     def connect(self) -> None:
-        """Connect to the first endpoint that answers, trying each once; PublishError names why each failed
-        (AccessRefused at once: another endpoint of the same cluster would refuse too)."""
-        reasons = []
-        for _ in self.endpoints.urls:
-            url = self.endpoints.next_url()
-            try:
-                self._open(url)
-            except AccessRefused:
-                raise
-            except PublishError as exc:
-                reasons.append(f"cannot connect to {describe(url)}: {exc}")
-                continue
-            self.endpoints.succeeded()
-            return
-        raise PublishError("; ".join(reasons))
-
-    def _open(self, url: str) -> None:
-        self._discard_connection()
-        self._url = url
-        self._ioloop = IOLoop()
-        self._error = None
-        self._blocked = None
-        self._seq = 0  # publish sequence numbers count per channel
-        self._connection = pika.SelectConnection(
-            parameters=self._params[url],
-            on_open_callback=lambda conn: conn.channel(on_open_callback=self._on_channel_open),
-            on_open_error_callback=self._on_fail,
-            on_close_callback=self._on_fail,
-            custom_ioloop=self._ioloop,
-        )
-        self._connection.add_on_connection_blocked_callback(self._on_blocked)
-        self._connection.add_on_connection_unblocked_callback(self._on_unblocked)
-        # pika's own stack timeout ends an attempt that hangs while opening (a connection abandoned then
-        # cannot be closed cleanly); this later deadline only catches a channel that never opens.
-        self._run_loop(self._params[url].stack_timeout + 1.0)
-        if self._channel is None:
-            raise self._wrap(self._error)
-
-    def _reconnect(self) -> None:
-        """After a lost connection: connect again, passes over every endpoint with the reconnect backoff
-        between them, until `timeout` seconds have passed without progress."""
-        deadline = self._last_progress + self.timeout
-        while True:
-            try:
-                self.connect()
-                return
-            except AccessRefused:
-                raise
-            except PublishError as exc:
-                delay = self.endpoints.failed()
-                if time.monotonic() + delay >= deadline:
-                    raise PublishError(f"{exc}; gave up after {self.timeout:g}s without progress") from None
-                time.sleep(delay)
-
-    def _on_channel_open(self, channel: Any) -> None:
-        self._channel = channel
-        channel.add_on_return_callback(self._on_return)
-        channel.add_on_close_callback(self._on_channel_closed)
-        channel.confirm_delivery(self._on_confirm, callback=lambda _f: self._ioloop.stop())
-
-    def _on_fail(self, _conn: Any, err: BaseException) -> None:
-        if self._error is None:
-            self._error = err
-        self._channel = None
-        self._ioloop.stop()
-
-    def _on_blocked(self, _conn: Any, frame: Any) -> None:
-        self._blocked = blocked_reason(frame.method)
-        log.info("%s", self._blocked)  # the error says it if publishing fails
-
-    def _on_unblocked(self, _conn: Any, _frame: Any) -> None:
-        self._blocked = None
-        log.info("broker unblocked publishing")
-
-    def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
-        if self._error is None:
-            self._error = reason
-        self._channel = None
-        if self._connection.is_open:
-            self._connection.close()
-        else:
-            self._ioloop.stop()
-
-    def _wrap(self, err: BaseException | None) -> PublishError:
-        """The error to raise for why the connection or the publishing ended; it names a broker alarm that
-        was blocking publishing at the time, whatever ended it (a timeout, a lost connection)."""
-        wrapped = self._wrap_error(err)
-        return type(wrapped)(f"{self._blocked}; {wrapped}") if self._blocked else wrapped
-
-    @staticmethod
-    def _wrap_error(err: BaseException | None) -> PublishError:
-        if isinstance(err, PublishError):
-            return err
-        if err is None:
-            return PublishError("connection closed")
-        if refuses_access(err):
-            return AccessRefused(f"access refused: {err}")
-        if isinstance(err, pex.ChannelClosedByBroker):
-            return PublishError(f"broker closed the channel: {err.reply_code} {err.reply_text}")
-        return PublishError(failure_reason(err))
-
-    def _run_loop(self, seconds: float | None = None) -> None:
-        seconds = self.timeout if seconds is None else seconds
-        deadline_timer = self._ioloop.call_later(seconds, lambda: self._on_timeout(seconds))
-        try:
-            self._ioloop.start()
-        finally:
-            self._ioloop.remove_timeout(deadline_timer)
-
-    def _on_timeout(self, seconds: float) -> None:
-        self._error = PublishError(f"no progress within {seconds:g}s")
-        self._ioloop.stop()
+        """Connect to the first endpoint that answers (ConfirmChannel.connect)."""
+        self._link.connect()
+        self._confirms.new_channel()
 
     def close(self) -> None:
-        conn = self._connection
-        if conn is not None and not (conn.is_closed or conn.is_closing):
-            self._error = self._error or PublishError("closed")
-            conn.close()
-            # A blocked broker reads nothing, so its Close-Ok never comes: do not wait `timeout` for it.
-            self._run_loop(1.0 if self._blocked else None)
-        self._discard_connection()
-
-    def _discard_connection(self) -> None:
-        if self._ioloop is not None:
-            self._ioloop.close()
-            self._ioloop = None
-        self._connection = self._channel = None
+        self._link.close()
 
     # ---- publishing ------------------------------------------------------------------------------
 
@@ -361,45 +135,44 @@ class Publisher:
         A lost connection is replaced (see the class); raises Unconfirmed, with the count confirmed, when
         that fails or publishing stops for another reason (a timeout, a broker alarm, a closed channel).
         """
-        if self._channel is None:
+        if self._link.channel is None:
             raise PublishError("not connected")
         self._source = iter(messages)
-        self._result = PublishResult()
+        self._confirms.result = PublishResult()
         self._last_progress = time.monotonic()
         while True:
             self._publish_until_stopped()
-            if self._source is None and not self._outstanding:
-                return self._result
-            failure = self._error
-            unconfirmed = list(self._outstanding.values())
-            self._outstanding.clear()
-            if cured_by_reconnecting(failure) and not self._blocked:
-                lost = f"lost the connection to {describe(self._url)} ({failure_reason(failure)})"
+            if self._source is None and not self._confirms:
+                return self._confirms.result
+            failure = self._link.error
+            unconfirmed = self._confirms.new_channel()
+            if cured_by_reconnecting(failure) and not self._link.blocked:
+                lost = f"lost the connection to {describe(self._link.url)} ({failure_reason(failure)})"
                 log.info("%s; reconnecting", lost)
                 try:
-                    self._reconnect()
+                    self._link.reconnect(self._last_progress + self.timeout)
                 except PublishError as exc:
                     self._fail(f"{lost}; {exc}", unconfirmed)
                 self._last_progress = time.monotonic()  # a new connection is progress
                 # Sent again first: the broker may or may not have them (at least once).
-                self._result.reconnects += 1
-                self._result.republished += len(unconfirmed)
-                self._returns.clear()
+                self._confirms.result.reconnects += 1
+                self._confirms.result.republished += len(unconfirmed)
                 self._source = itertools.chain(unconfirmed, self._source or ())
                 continue
-            self._fail(str(self._wrap(failure)), unconfirmed)
+            self._fail(str(self._link.failure(failure)), unconfirmed)
 
     def _publish_until_stopped(self) -> None:
-        self._ioloop.add_callback_threadsafe(self._fill)
-        self._progress_timer = self._ioloop.call_later(1.0, self._check_progress)
+        ioloop = self._link.ioloop
+        ioloop.add_callback_threadsafe(self._fill)
+        self._progress_timer = ioloop.call_later(1.0, self._check_progress)
         try:
-            self._ioloop.start()
+            ioloop.start()
         finally:
-            self._ioloop.remove_timeout(self._progress_timer)
+            ioloop.remove_timeout(self._progress_timer)
 
     def _fail(self, reason: str, unconfirmed: list[OutgoingMessage]) -> NoReturn:
         self._source = None
-        confirmed = self._result.confirmed
+        confirmed = self._confirms.result.confirmed
         raise Unconfirmed(
             f"{reason}: {confirmed} messages confirmed, {len(unconfirmed)} unconfirmed "
             "(those may or may not have reached the broker)",
@@ -408,52 +181,35 @@ class Publisher:
         ) from None
 
     def _fill(self) -> None:
-        if self._channel is None:
+        channel = self._link.channel
+        if channel is None:
             return
-        while self._source is not None and len(self._outstanding) < self.window:
+        while self._source is not None and len(self._confirms) < self.window:
             try:
                 msg = next(self._source)
             except StopIteration:
                 self._source = None
                 break
-            self._channel.basic_publish(
-                msg.exchange, msg.routing_key, msg.body, _properties(msg), mandatory=True
-            )
-            self._seq += 1
-            self._outstanding[self._seq] = msg
-        if self._source is None and not self._outstanding:
-            self._ioloop.stop()
+            channel.basic_publish(msg.exchange, msg.routing_key, msg.body, _properties(msg), mandatory=True)
+            self._confirms.sent(msg)
+        if self._source is None and not self._confirms:
+            self._link.ioloop.stop()
 
     def _check_progress(self) -> None:
         if time.monotonic() - self._last_progress > self.timeout:
-            self._error = PublishError(f"no confirms within {self.timeout:g}s")
-            self._ioloop.stop()
+            self._link.error = PublishError(f"no confirms within {self.timeout:g}s")
+            self._link.ioloop.stop()
             return
-        self._progress_timer = self._ioloop.call_later(1.0, self._check_progress)
+        self._progress_timer = self._link.ioloop.call_later(1.0, self._check_progress)
 
     def _on_return(self, _channel: Any, method: Any, props: Any, _body: bytes) -> None:
-        # basic.return for a publish arrives before its confirm; match on our message_id.
-        mid = props.message_id or ""
-        self._returns[mid] += 1
-        self._return_text[mid] = f"{method.reply_code} {method.reply_text}"
+        self._confirms.returned(props.message_id or "", f"{method.reply_code} {method.reply_text}")
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        acked = isinstance(method, pika.spec.Basic.Ack)
-        done: list[OutgoingMessage] = []
-        if method.multiple:
-            while self._outstanding and next(iter(self._outstanding)) <= method.delivery_tag:
-                done.append(self._outstanding.popitem(last=False)[1])
-        elif method.delivery_tag in self._outstanding:
-            done.append(self._outstanding.pop(method.delivery_tag))
-        for msg in done:
-            if self._returns.get(msg.message_id):
-                self._returns[msg.message_id] -= 1
-                self._result.returned.append((msg, self._return_text.get(msg.message_id, "NO_ROUTE")))
-            elif acked:
-                self._result.confirmed += 1
-            else:
-                self._result.nacked.append(msg)
+        self._confirms.confirm(
+            method.delivery_tag, multiple=method.multiple, acked=isinstance(method, pika.spec.Basic.Ack)
+        )
         self._last_progress = time.monotonic()
         self._fill()
 

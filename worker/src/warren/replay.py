@@ -8,8 +8,8 @@ import pika
 import pika.exceptions as pex
 
 from warren.connection import refuses_access
+from warren.outgoing import AccessRefused, PublishError
 from warren.properties import republish_properties
-from warren.publisher import AccessRefused, PublishError
 from warren.retry import H_EXCHANGE, H_ROUTING_KEY, header_text, replay_headers
 
 

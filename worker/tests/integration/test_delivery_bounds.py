@@ -14,7 +14,8 @@ from faults import handled_ids
 from pika.adapters.blocking_connection import BlockingChannel
 from test_consume import outcome_lines, stop
 
-from warren.publisher import OutgoingMessage, Publisher
+from warren.outgoing import OutgoingMessage
+from warren.publisher import Publisher
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ from faults import broker_app_stopped, handled_ids, report
 from netcut import NetCut
 
 from warren.connection import DEFAULT_HEARTBEAT, connection_parameters
-from warren.publisher import OutgoingMessage, Publisher
+from warren.outgoing import OutgoingMessage
+from warren.publisher import Publisher
 
 pytestmark = pytest.mark.integration
 

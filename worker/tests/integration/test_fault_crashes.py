@@ -16,7 +16,8 @@ from conftest import HOST, PORT, Broker, wait_for
 from faults import acked_ids, broker_app_stopped, duplicates, handled_ids, report
 from test_consume import outcome_lines, stop
 
-from warren.publisher import OutgoingMessage, Publisher
+from warren.outgoing import OutgoingMessage
+from warren.publisher import Publisher
 from warren.session import REFUSED_REQUEUE_SECONDS
 
 pytestmark = pytest.mark.integration

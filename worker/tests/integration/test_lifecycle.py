@@ -12,7 +12,8 @@ import pytest
 from conftest import Broker, rabbitmqctl, wait_for
 from test_consume import outcome_lines, stop
 
-from warren.publisher import OutgoingMessage, Publisher
+from warren.outgoing import OutgoingMessage
+from warren.publisher import Publisher
 
 pytestmark = pytest.mark.integration
 

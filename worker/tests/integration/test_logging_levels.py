@@ -9,7 +9,8 @@ import pytest
 from conftest import BIN, HOST, Broker, wait_for
 from test_consume import stop
 
-from warren.publisher import OutgoingMessage, Publisher
+from warren.outgoing import OutgoingMessage
+from warren.publisher import Publisher
 
 pytestmark = pytest.mark.integration
 

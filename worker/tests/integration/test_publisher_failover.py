@@ -13,7 +13,8 @@ from faults import dead_port
 from netcut import NetCut
 
 from warren.exits import EX_OK
-from warren.publisher import OutgoingMessage, Publisher, Unconfirmed
+from warren.outgoing import OutgoingMessage, Unconfirmed
+from warren.publisher import Publisher
 
 pytestmark = pytest.mark.integration
 

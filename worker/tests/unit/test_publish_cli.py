@@ -7,8 +7,9 @@ import json
 import pika.exceptions as pex
 import pytest
 
+from warren.outgoing import AccessRefused, PublishError, Unconfirmed
 from warren.publish_cli import InputError, failure_status, parse_line, publish_main
-from warren.publisher import AccessRefused, PublishError, Unconfirmed, cured_by_reconnecting
+from warren.publisher import cured_by_reconnecting
 
 
 def test_parse_line_envelope_or_plain_body() -> None:
