@@ -433,9 +433,7 @@ def cluster_errors(definitions, queue_type_setting, cluster_size, quorum_min_nod
     queues, vhosts = definitions.get("queues") or [], definitions.get("vhosts") or []
     if not _is_list(queues) or not _is_list(vhosts):
         return []
-    default_types = {
-        v.get("name"): v.get("default_queue_type", "classic") for v in vhosts if isinstance(v, Mapping)
-    }
+    default_types = {v.get("name"): v.get("default_queue_type", "classic") for v in vhosts if isinstance(v, Mapping)}
     quorum = [
         _label("queues", index, queue)
         for index, queue in enumerate(queues)

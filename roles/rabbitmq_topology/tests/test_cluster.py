@@ -23,8 +23,14 @@ def on_cluster(setting, nodes, topology=TOPOLOGY):
 
 @pytest.mark.parametrize(
     ("setting", "nodes", "expected"),
-    [("auto", 1, "classic"), ("auto", 2, "classic"), ("auto", 3, "quorum"), ("auto", "5", "quorum")]
-    + [("classic", 3, "classic"), ("quorum", 1, "quorum")],
+    [
+        ("auto", 1, "classic"),
+        ("auto", 2, "classic"),
+        ("auto", 3, "quorum"),
+        ("auto", "5", "quorum"),
+        ("classic", 3, "classic"),
+        ("quorum", 1, "quorum"),
+    ],
 )
 def test_auto_is_quorum_from_three_nodes(setting, nodes, expected):
     assert topology_filters.effective_queue_type(setting, nodes) == expected
@@ -124,8 +130,7 @@ def test_a_group_of_two_with_quorum_requested_is_refused_before_the_broker(tmp_p
     result = run_on_group(tmp_path, 2, rabbitmq_topology_queue_type="quorum")
     lines = failure_lines(result)
     assert lines[0] == (
-        "Invalid topology (rabbitmq_topology_definitions, rabbitmq_topology_users): "
-        f"{len(TOPOLOGY['queues'])} error(s)"
+        f"Invalid topology (rabbitmq_topology_definitions, rabbitmq_topology_users): {len(TOPOLOGY['queues'])} error(s)"
     )
     assert lines[1].startswith("- queues[0] (order.events): a quorum queue, and the rabbitmq group has 2 node(s)")
     assert "failed=1 " in result.stdout
