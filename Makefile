@@ -117,6 +117,10 @@ demo-clean: ## Remove the demo container
 bench-converge: venv image image-arm64 ## Benchmark: first converge vs idempotent re-run, x86_64 and arm64 side by side
 	$(TOOLS)/benchmark-converge.sh
 
+.PHONY: bench-cluster
+bench-cluster: venv image ## Benchmark: classic queue on 1 node vs. quorum on 3, throughput and latency (builds the cluster scenario)
+	$(TOOLS)/benchmark-cluster.sh
+
 .PHONY: bench-logging
 bench-logging: venv image ## Benchmark: the demo appliance's drain rate at the default log level vs. logging off
 	python $(TOOLS)/benchmark-logging.py
