@@ -89,6 +89,10 @@ molecule-arm64: venv image-arm64 ## molecule test -s arm64: the same converge, i
 	@# The scenarios share one platform (.config/molecule/config.yml); this one runs it from the arm64 image.
 	WARREN_IMAGE=$(WARREN_ARM64_IMAGE) $(TOOLS)/molecule-test.sh -s arm64
 
+.PHONY: molecule-cluster
+molecule-cluster: venv image ## molecule test -s cluster: 3 brokers in one cluster, quorum queues, node loss and rolling restart
+	$(TOOLS)/molecule-test.sh -s cluster
+
 .PHONY: molecule-gce-check
 molecule-gce-check: venv ## Syntax check of the gce scenario (running it needs a Google Cloud project: docs/arm64.md)
 	molecule syntax -s gce
@@ -99,7 +103,7 @@ molecule-gce: venv ## molecule test -s gce: the same suite on C4A/T2A SLES 15 ar
 	$(TOOLS)/molecule-test.sh -s gce
 
 .PHONY: test
-test: lint unit integration molecule molecule-arm64 molecule-gce-check ## Everything CI runs
+test: lint unit integration molecule molecule-cluster molecule-arm64 molecule-gce-check ## Everything CI runs
 
 .PHONY: demo
 demo: venv image ## Deploy Warren into a local container and show it processing the tutorials' events
@@ -112,6 +116,10 @@ demo-clean: ## Remove the demo container
 .PHONY: bench-converge
 bench-converge: venv image image-arm64 ## Benchmark: first converge vs idempotent re-run, x86_64 and arm64 side by side
 	$(TOOLS)/benchmark-converge.sh
+
+.PHONY: bench-cluster
+bench-cluster: venv image ## Benchmark: classic queue on 1 node vs. quorum on 3, throughput and latency (builds the cluster scenario)
+	$(TOOLS)/benchmark-cluster.sh
 
 .PHONY: bench-logging
 bench-logging: venv image ## Benchmark: the demo appliance's drain rate at the default log level vs. logging off

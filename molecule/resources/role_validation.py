@@ -21,9 +21,10 @@ def ansible_playbook():
     return str(beside_python) if beside_python.exists() else shutil.which("ansible-playbook")
 
 
-def run_role_validation(role, tmp_path, extra_vars, tasks="validate"):
+def run_role_validation(role, tmp_path, extra_vars, tasks="validate", inventory="localhost,"):
     """Run `role`'s tasks/<tasks>.yml (its validation) with `extra_vars` (passed as a JSON file, so types
-    survive). Modules run in this Python."""
+    survive). Modules run in this Python. `inventory` may name a file whose other hosts are never contacted (their
+    variables are, e.g. the cluster peers')."""
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(
         json.dumps(
@@ -46,7 +47,7 @@ def run_role_validation(role, tmp_path, extra_vars, tasks="validate"):
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
     )
     return subprocess.run(
-        [ansible_playbook(), "-i", "localhost,", str(PLAYBOOK), "-e", "@" + str(vars_file)],
+        [ansible_playbook(), "-i", str(inventory), str(PLAYBOOK), "-e", "@" + str(vars_file)],
         cwd=REPO_DIR,
         env=env,
         capture_output=True,

@@ -127,3 +127,51 @@ def test_plugins_without_management_are_refused(tmp_path):
         run_validation(tmp_path, rabbitmq_plugins=["rabbitmq_prometheus"]),
         "rabbitmq_plugins must include rabbitmq_management (rabbitmqadmin, health checks and the tests use it)",
     )
+
+
+CLUSTER = ["localhost", "warren-broker-2", "warren-broker-3"]
+
+
+def run_cluster_validation(tmp_path, cookies, **overrides):
+    """The validation on localhost as the first of a 3-host rabbitmq group whose hosts have `cookies` (the peers are
+    never contacted: only their inventory variables are read)."""
+    hosts = "".join(
+        f"        {host}:\n          rabbitmq_erlang_cookie: {cookie}\n"
+        for host, cookie in zip(CLUSTER, cookies, strict=True)
+    )
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(f"all:\n  children:\n    rabbitmq:\n      hosts:\n{hosts}")
+    good = {key: value for key, value in GOOD.items() if key != "rabbitmq_erlang_cookie"}
+    return run_role_validation("rabbitmq", tmp_path, {**good, **overrides}, inventory=inventory)
+
+
+def test_one_cookie_for_the_whole_cluster_passes(tmp_path):
+    result = run_cluster_validation(tmp_path, ["A" * 20] * 3)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_cookie_that_differs_between_hosts_is_refused_without_showing_it(tmp_path):
+    result = run_cluster_validation(tmp_path, ["A" * 20, "A" * 20, "B" * 20])
+    assert_refused(
+        result,
+        "rabbitmq_erlang_cookie of warren-broker-3 is missing or differs from localhost's, and all of localhost, "
+        "warren-broker-2, warren-broker-3 form one cluster, whose nodes authenticate each other with it. Set "
+        "rabbitmq_erlang_cookie once for the whole group (group_vars/rabbitmq or group_vars/all, from Ansible "
+        "Vault), not per host. Nothing was changed.",
+        secret="B" * 20,
+    )
+
+
+def test_pause_minority_on_two_nodes_is_refused(tmp_path):
+    result = run_cluster_validation(
+        tmp_path,
+        ["A" * 20] * 3,
+        rabbitmq_cluster_hosts=CLUSTER[:2],
+        rabbitmq_cluster_partition_handling="pause_minority",
+    )
+    assert_refused(
+        result,
+        "localhost must be one of rabbitmq_cluster_hosts (localhost, warren-broker-2), and "
+        "rabbitmq_cluster_partition_handling=pause_minority needs 3 or more nodes (got 2: a split of 2 nodes leaves "
+        "no majority, and both would pause); use autoheal for 2 nodes",
+    )

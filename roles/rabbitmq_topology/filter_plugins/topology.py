@@ -31,6 +31,12 @@ GENERATED_POLICY_PREFIX = "warren."
 WIRING_KEYS = ("dead-letter-exchange", "dead-letter-routing-key")
 # Where a migration keeps a queue's messages while the queue is deleted and declared again.
 MIGRATION_SUFFIX = ".warren-migration"
+# rabbitmq_topology_queue_type: the type of the queues that name none (auto: quorum from 3 nodes, else classic).
+QUEUE_TYPE_SETTINGS = ("auto", "classic", "quorum")
+# What the generated policy of a wired quorum queue adds, under the user's matching policy (which may override it):
+# dead-lettering at least once (RabbitMQ 3.10+; it needs overflow reject-publish, else the broker falls back to at
+# most once), and a delivery limit as the backstop for a message that keeps crashing or being requeued.
+QUORUM_POLICY_DEFAULTS = {"dead-letter-strategy": "at-least-once", "overflow": "reject-publish", "delivery-limit": 20}
 
 # Allowed keys per kind: key -> (type description, type check, required).
 _STR = ("a string", lambda v: isinstance(v, str))
@@ -445,6 +451,62 @@ def _policy_conflicts(queues, policies):
     return errors
 
 
+def effective_queue_type(setting, cluster_size):
+    """The type rabbitmq_topology_queue_type gives queues that name none: auto is quorum on 3 or more nodes."""
+    if setting == "auto":
+        return "quorum" if int(cluster_size) >= 3 else "classic"
+    return setting
+
+
+def with_queue_type(definitions, queue_type):
+    """The definitions with `queue_type` as the type of every queue that names none in a vhost without a
+    default_queue_type. Classic changes nothing (it is what such a queue is anyway), so single-node deployments
+    render exactly as before. Malformed input is passed through for topology_errors to report."""
+    if queue_type != "quorum" or not isinstance(definitions, Mapping):
+        return definitions
+    queues, vhosts = definitions.get("queues"), definitions.get("vhosts") or []
+    if not _is_list(queues) or not _is_list(vhosts):
+        return definitions
+    typed_vhosts = {v.get("name") for v in vhosts if isinstance(v, Mapping) and "default_queue_type" in v}
+    typed = [
+        {**queue, "type": queue_type}
+        if isinstance(queue, Mapping) and "type" not in queue and queue.get("vhost", "/") not in typed_vhosts
+        else queue
+        for queue in queues
+    ]
+    return {**definitions, "queues": typed}
+
+
+def cluster_errors(definitions, queue_type_setting, cluster_size, quorum_min_nodes=3):
+    """Problems of the topology on this cluster: an unknown rabbitmq_topology_queue_type, and quorum queues on
+    fewer nodes than quorum_min_nodes. `definitions` is the topology after with_queue_type."""
+    if queue_type_setting not in QUEUE_TYPE_SETTINGS:
+        return [
+            f"rabbitmq_topology_queue_type: unknown value {queue_type_setting!r} (known: {_names(QUEUE_TYPE_SETTINGS)})"
+        ]
+    if not isinstance(definitions, Mapping) or int(cluster_size) >= int(quorum_min_nodes):
+        return []
+    queues, vhosts = definitions.get("queues") or [], definitions.get("vhosts") or []
+    if not _is_list(queues) or not _is_list(vhosts):
+        return []
+    default_types = {v.get("name"): v.get("default_queue_type", "classic") for v in vhosts if isinstance(v, Mapping)}
+    quorum = [
+        _label("queues", index, queue)
+        for index, queue in enumerate(queues)
+        if isinstance(queue, Mapping)
+        and queue.get("type", default_types.get(queue.get("vhost", "/"), "classic")) == "quorum"
+    ]
+    if not quorum:
+        return []
+    return [
+        f"{label}: a quorum queue, and the rabbitmq group has {cluster_size} node(s): a quorum queue keeps a copy "
+        f"on each node and needs a majority of them, so it needs {quorum_min_nodes} or more nodes to survive the "
+        "loss of one (with 2, losing either stops it). Add nodes, make it classic (rabbitmq_topology_queue_type: "
+        "auto or classic, or the queue's type), or accept it with rabbitmq_topology_quorum_min_nodes"
+        for label in quorum
+    ]
+
+
 def _queue_arguments(queue, default_type):
     """The queue's arguments, with x-queue-type unless it is classic in a vhost whose default is classic: omitting
     it keeps a plain declaration equivalent. Quorum always gets it: RabbitMQ 3.10 imports definitions without the
@@ -471,9 +533,11 @@ def rendered(definitions):
         if not wiring:
             continue
         matching = _policies_on(queue, user_policies)
-        base, priority = {}, 0
+        vhost_type = default_types.get(queue.get("vhost", "/"), "classic")
+        base = dict(QUORUM_POLICY_DEFAULTS) if queue.get("type", vhost_type) == "quorum" else {}
+        priority = 0
         if matching:
-            base, priority = matching[0][1]["definition"], matching[0][1].get("priority", 0) + 1
+            base, priority = {**base, **matching[0][1]["definition"]}, matching[0][1].get("priority", 0) + 1
         generated.append(
             {
                 "name": GENERATED_POLICY_PREFIX + queue["name"],
@@ -589,6 +653,7 @@ def queues_to_migrate(definitions, broker_queues, broker_bindings):
                 "auto_delete": queue["auto_delete"],
                 "arguments": queue["arguments"],
                 "current_arguments": None if current is None else current.get("arguments") or {},
+                "current_type": None if current is None else _declaration(current)["type"],
                 "recreate": differs,
                 "messages": (current or {}).get("messages", 0) or 0,
                 "consumers": (current or {}).get("consumers", 0) or 0,
@@ -626,6 +691,9 @@ def migration_line(migration):
     where = f"- vhost {migration['vhost']!r} queue {migration['name']!r}: "
     if not migration["recreate"]:
         return where + f"an earlier migration left messages in {migration['temporary']!r}"
+    wanted_type = _declaration(migration)["type"]
+    if migration.get("current_type") not in (None, wanted_type):
+        where += f"type {migration['current_type']} on the broker, {wanted_type} in the topology; "
     return where + (
         f"{migration['messages']} message(s), {migration['consumers']} consumer(s); arguments on the broker "
         f"{migration['current_arguments']}, in the topology {migration['arguments']}"
@@ -710,6 +778,9 @@ class FilterModule:
         return {
             "rabbitmq_topology_errors": topology_errors,
             "rabbitmq_topology_rendered": rendered,
+            "rabbitmq_topology_effective_queue_type": effective_queue_type,
+            "rabbitmq_topology_with_queue_type": with_queue_type,
+            "rabbitmq_topology_cluster_errors": cluster_errors,
             "rabbitmq_topology_queues_to_migrate": queues_to_migrate,
             "rabbitmq_topology_migration_line": migration_line,
             "rabbitmq_topology_vhosts_to_create": vhosts_to_create,

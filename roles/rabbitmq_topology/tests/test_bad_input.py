@@ -19,9 +19,12 @@ HEADER = "Invalid topology (rabbitmq_topology_definitions, rabbitmq_topology_use
 
 
 def run_validation(tmp_path, extra_vars):
-    # The administrator's password is required by the role; tests that are about it override it.
+    # The administrator's password is required by the role; tests that are about it override it. Three nodes, so
+    # that the quorum queues of the cases are about their own errors, not the cluster's size (test_cluster.py).
     return run_role_validation(
-        "rabbitmq_topology", tmp_path, {"rabbitmq_admin_password": "test-only-admin", **extra_vars}
+        "rabbitmq_topology",
+        tmp_path,
+        {"rabbitmq_admin_password": "test-only-admin", "rabbitmq_topology_cluster_size": 3, **extra_vars},
     )
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import add_all_plugin_dirs
 from ansible.template import Templar, trust_as_template
@@ -257,17 +258,24 @@ def test_module_permissions():
     ]
 
 
-def render_text(topology):
-    """Render templates/definitions.json.j2 with Ansible's templating engine and the role's filters, as the
-    template module does."""
+def render_text(topology, queue_type="auto", cluster_size=1):
+    """Render templates/definitions.json.j2 with Ansible's templating engine, the role's filters and its
+    vars/main.yml (the queue type applied to the topology), as the template module does."""
     add_all_plugin_dirs(str(ROLE_DIR))
     source = (ROLE_DIR / "templates" / "definitions.json.j2").read_text(encoding="utf-8")
-    templar = Templar(loader=DataLoader(), variables={"rabbitmq_topology_definitions": topology})
+    role_vars = yaml.safe_load((ROLE_DIR / "vars" / "main.yml").read_text(encoding="utf-8"))
+    variables = {
+        "rabbitmq_topology_definitions": topology,
+        "rabbitmq_topology_queue_type": queue_type,
+        "rabbitmq_topology_cluster_size": cluster_size,
+        **{name: trust_as_template(value) for name, value in role_vars.items()},
+    }
+    templar = Templar(loader=DataLoader(), variables=variables)
     return templar.template(trust_as_template(source))
 
 
-def render(topology):
-    return json.loads(render_text(topology))
+def render(topology, **settings):
+    return json.loads(render_text(topology, **settings))
 
 
 def test_template_renders_the_default_topology(defaults):
@@ -419,7 +427,8 @@ def test_template_renders_quorum_queues_policies_and_overrides():
             "priority": 3,
             "definition": {"max-length": 1000, "overflow": "reject-publish"},
         },
-        # The user's policy that matches qq, merged with qq's wiring one priority above it.
+        # The user's policy that matches qq, merged with qq's wiring one priority above it, over the quorum
+        # queue's own defaults (at-least-once dead-lettering and the delivery limit backstop).
         {
             "name": "warren.qq",
             "vhost": "staging",
@@ -427,6 +436,8 @@ def test_template_renders_quorum_queues_policies_and_overrides():
             "apply-to": "queues",
             "priority": 4,
             "definition": {
+                "dead-letter-strategy": "at-least-once",
+                "delivery-limit": 20,
                 "max-length": 1000,
                 "overflow": "reject-publish",
                 "dead-letter-exchange": "dlx",

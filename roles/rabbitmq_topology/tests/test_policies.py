@@ -161,6 +161,7 @@ def test_todays_argument_based_queues_are_found(definitions):
         "auto_delete": False,
         "arguments": {},
         "current_arguments": OLD_ARGUMENTS,
+        "current_type": "classic",
         "recreate": True,
         "messages": 7,
         "consumers": 0,
