@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 log = logging.getLogger("warren.notify")
+# The broker-alarm lines are the worker's: operators filter the journal on its logger's name.
+worker_log = logging.getLogger("warren.worker")
 
 STATUS_EVERY_SECONDS = 5.0
 
@@ -103,7 +105,7 @@ class WorkerStatus:
     def blocked(self, reason: str, url: str) -> None:
         # The broker reads nothing more from this connection (acks included) until the alarm clears; a
         # reconnect would not help, the alarm is the broker's (or the cluster's).
-        log.warning(
+        worker_log.warning(
             "%s (%s): retries and dead letters wait for its confirm, and acks with them, until it unblocks",
             reason,
             url,
@@ -111,7 +113,7 @@ class WorkerStatus:
         self.report(reason)
 
     def unblocked(self, url: str) -> None:
-        log.info("broker unblocked publishing (%s)", url)
+        worker_log.info("broker unblocked publishing (%s)", url)
         self.report()
 
     def report_if_due(self) -> None:
