@@ -43,6 +43,8 @@ def converge(name, tmp_path):
     variables = {
         "rabbitmq_erlang_cookie": "Issue21CookieIssue21CookieIssue21",
         "rabbitmq_admin_password": "issue21-admin-password",
+        # The deployment CA and this broker's certificate, generated on the controller.
+        "rabbitmq_tls_pki_dir": str(tmp_path / "tls"),
         # SUSE's rabbitmqadmin path: downloaded from the management API, not packaged.
         "__rabbitmq_rabbitmqadmin_packaged": False,
         "__rabbitmq_rabbitmqadmin_path": "/usr/local/bin/rabbitmqadmin",

@@ -14,6 +14,7 @@ import pika.exceptions as pex
 from pika.adapters.utils import connection_workflow as cw
 
 from warren.retry import Backoff, error_line
+from warren.tls import client_context
 
 RECONNECT_BACKOFF = Backoff(initial=1.0, multiplier=2.0, maximum=30.0)
 
@@ -65,11 +66,13 @@ def connection_parameters(
     timeout: float,
     name: str,
     heartbeat: int | None = None,
+    tls_context: ssl.SSLContext | None = None,
 ) -> pika.ConnectionParameters:
     """One connection attempt to `url` (amqp:// or amqps://host[:port]); ValueError for any other URL.
 
     `timeout` bounds the TCP connect, twice it the AMQP handshake; `heartbeat` None takes the broker's.
-    `name` is the connection name the management UI shows.
+    `name` is the connection name the management UI shows. `tls_context` verifies an amqps:// broker
+    (warren.tls); None trusts the system's CAs.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
@@ -89,7 +92,7 @@ def connection_parameters(
         client_properties={"connection_name": name},
     )
     if tls:
-        params.ssl_options = pika.SSLOptions(ssl.create_default_context(), parts.hostname)
+        params.ssl_options = pika.SSLOptions(tls_context or client_context(None), parts.hostname)
     return params
 
 

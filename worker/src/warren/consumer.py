@@ -32,13 +32,14 @@ from warren.connection import (
     refuses_access,
 )
 from warren.dispatcher import Dispatcher
-from warren.exits import EX_NOPERM, EX_OK
+from warren.exits import EX_CERTIFICATE, EX_NOPERM, EX_OK
 from warren.logs import flush_logs
 from warren.metrics import Metrics
 from warren.notify import Notifier, status_text
 from warren.outcomes import OutcomeLog
 from warren.session import Session
 from warren.summary import Summary
+from warren.tls import certificate_problem
 
 log = logging.getLogger("warren.worker")
 
@@ -75,6 +76,7 @@ class Worker:
         self._consumer_tag: str | None = None
         self._drain_deadline = 0.0
         self._ready_sent = False
+        self._certificates_refused = 0  # consecutive endpoints whose TLS certificate was refused
 
     @property
     def session(self) -> Session | None:
@@ -145,6 +147,7 @@ class Worker:
         )
 
     def _on_connection_open(self, connection: Any) -> None:
+        self._certificates_refused = 0
         log.info("connected to %s", describe(self._url))
         connection.channel(on_open_callback=self._on_channel_open)
 
@@ -154,7 +157,24 @@ class Worker:
             self.exit_status = EX_NOPERM
         else:
             self._disconnect = reason  # logged by run() with the next attempt
+        self._count_certificate_refusal(err)
         self.ioloop.stop()
+
+    def _count_certificate_refusal(self, err: BaseException) -> None:
+        """A refused certificate is logged as an error; once every endpoint in a row refused one, only an
+        operator can help (a new certificate or CA): exit EX_CERTIFICATE, never fall back to plain AMQP."""
+        problem = certificate_problem(err)
+        if problem is None:
+            self._certificates_refused = 0
+            return
+        log.error("TLS: broker %s refused: %s", describe(self._url), problem)
+        self._certificates_refused += 1
+        if self._certificates_refused >= len(self.endpoints.urls) and self.exit_status is None:
+            log.error(
+                "TLS: the certificate of every broker endpoint was refused; exiting with status %d",
+                EX_CERTIFICATE,
+            )
+            self.exit_status = EX_CERTIFICATE
 
     def _on_connection_closed(self, _connection: Any, reason: BaseException) -> None:
         self._forget_session()
@@ -318,6 +338,7 @@ def _parameters(url: str, broker: BrokerConfig) -> pika.ConnectionParameters:
         timeout=broker.connection_timeout,
         heartbeat=broker.heartbeat,
         name="warren-worker",
+        tls_context=broker.tls_context() if url.startswith("amqps:") else None,
     )
 
 

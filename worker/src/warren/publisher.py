@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import struct
 import time
 import uuid
@@ -23,6 +24,7 @@ import pika.exceptions as pex
 from pika.adapters.select_connection import IOLoop
 
 from warren.connection import connection_parameters, refuses_access
+from warren.tls import certificate_problem
 
 log = logging.getLogger("warren.publisher")
 
@@ -43,6 +45,10 @@ class PublishError(Exception):
 
 class AccessRefused(PublishError):
     """The broker refused the credentials or the vhost."""
+
+
+class CertificateRefused(PublishError):
+    """The broker's TLS certificate was refused: untrusted, a name mismatch or expired (warren.tls)."""
 
 
 class Unconfirmed(PublishError):
@@ -136,6 +142,7 @@ class Publisher:
         vhost: str = "/",
         window: int = DEFAULT_WINDOW,
         timeout: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
@@ -146,6 +153,7 @@ class Publisher:
             password=password,
             timeout=min(timeout, 10.0),
             name="warren-publish",
+            tls_context=tls_context,
         )
         self.window = window
         self.timeout = timeout
@@ -213,6 +221,9 @@ class Publisher:
             return PublishError("connection closed")
         if refuses_access(err):
             return AccessRefused(f"access refused: {err}")
+        problem = certificate_problem(err)
+        if problem is not None:
+            return CertificateRefused(f"TLS: {problem}")
         if isinstance(err, pex.ChannelClosedByBroker):
             return PublishError(f"broker closed the channel: {err.reply_code} {err.reply_text}")
         return PublishError(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
