@@ -6,20 +6,29 @@ the key is private to the broker, and the broker's unit is sandboxed."""
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import re
 import socket
 import ssl
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import admin_credentials
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "molecule" / "resources"))
+from throwaway_container import run_playbook  # noqa: E402 - after the sys.path entry
+
 CA_FILE = Path(os.environ.get("WARREN_SECRETS_DIR", REPO / ".secrets" / "local")) / "tls" / "ca.crt"
 TLS_PORTS = (5671, 15671, 15691)
 PLAIN_PORTS = (5672, 15672, 15692)
@@ -31,8 +40,8 @@ def name(host: Any) -> str:
     return host.backend.get_hostname()
 
 
-@pytest.fixture(scope="module")
-def address(name: str) -> str:
+def container_address(name: str) -> str:
+    """The container's address on Docker's network, as a client elsewhere on the network reaches it."""
     out = subprocess.run(
         ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name],
         capture_output=True,
@@ -41,6 +50,11 @@ def address(name: str) -> str:
         timeout=30,
     )
     return out.stdout.split()[0]
+
+
+@pytest.fixture(scope="module")
+def address(name: str) -> str:
+    return container_address(name)
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +170,76 @@ def test_the_broker_unit_is_sandboxed(host: Any) -> None:
     score = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out).group(1))
     assert score <= 5.0, out
     assert host.service("rabbitmq-server").is_running
+
+
+# ---- certificates brought by the user that the role must refuse before the broker sees them ----------------
+
+
+def _signed_by_the_deployment_ca(names: list[str], days: tuple[int, int]) -> tuple[str, ec.EllipticCurvePrivateKey]:
+    ca_cert = x509.load_pem_x509_certificate(CA_FILE.read_bytes())
+    ca_key = serialization.load_pem_private_key((CA_FILE.parent / "ca.key").read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=days[0]))
+        .not_valid_after(now + datetime.timedelta(days=days[1]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key
+
+
+def _pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("names-miss-the-host", "miss DNS:{name}, the address clients use for this broker"),
+        ("expired", "it is not valid now"),
+        ("key-of-another-certificate", "it does not match its key (rabbitmq_tls_key)"),
+    ],
+)
+def test_a_bad_brought_certificate_is_refused_and_the_broker_keeps_its_own(
+    host: Any, name: str, address: str, tmp_path: Path, case: str, message: str
+) -> None:
+    if case == "names-miss-the-host":
+        cert, key = _signed_by_the_deployment_ca(["elsewhere.example"], (-1, 30))
+    elif case == "expired":
+        cert, key = _signed_by_the_deployment_ca([name], (-30, -1))
+    else:
+        cert, _ = _signed_by_the_deployment_ca([name], (-1, 30))
+        key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "broker.crt").write_text(cert)
+    before = host.file("/etc/rabbitmq/tls/cert.pem").sha256sum
+    pid = host.run_expect([0], "systemctl show rabbitmq-server -p MainPID --value").stdout.strip()
+
+    result = run_playbook(
+        name,
+        "roles/rabbitmq/tests/tls_certificate.yml",
+        tmp_path,
+        {
+            "rabbitmq_tls_ca_generate": False,
+            "rabbitmq_tls_ca_cert_file": str(CA_FILE),
+            "rabbitmq_tls_cert_file": str(tmp_path / "broker.crt"),
+            "rabbitmq_tls_key": _pem(key),
+        },
+        timeout=300,
+    )
+
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert f"certificate {tmp_path / 'broker.crt'} refused, the broker keeps its current one" in result.stdout
+    assert message.format(name=name) in result.stdout, result.stdout[-3000:]
+    assert "PRIVATE KEY" not in result.stdout + result.stderr, "the brought key must never be logged"
+    assert host.file("/etc/rabbitmq/tls/cert.pem").sha256sum == before
+    assert host.run_expect([0], "systemctl show rabbitmq-server -p MainPID --value").stdout.strip() == pid
+    out = s_client(address, 5671, "-CAfile", str(CA_FILE), "-verify_return_error", "-verify_hostname", name)
+    assert out.returncode == 0, out.stdout + out.stderr
