@@ -13,14 +13,20 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import VALID
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from warren.config import ConfigError, load_config
+from warren.consumer import Worker
 from warren.exits import EX_CERTIFICATE
+from warren.metrics import Metrics
+from warren.notify import Notifier
 from warren.publish_cli import publish_main
 from warren.publisher import CertificateRefused, Publisher
 from warren.tls import certificate_problem, client_context
@@ -246,3 +252,38 @@ def test_warren_publish_refuses_an_unreadable_ca_file(
     )
     assert status == 2
     assert "missing.pem" in capsys.readouterr().err
+
+
+def test_a_worker_whose_every_endpoint_refuses_its_certificate_exits_76(
+    pki: dict[str, Path], write: Any, creds: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with tls_server(pki["foreign"]) as untrusted, tls_server(pki["expired"]) as expired:
+        profile = VALID.replace(
+            '["amqp://10.0.0.1:5672", "amqp://10.0.0.2"]',
+            f'["amqps://localhost:{untrusted}", "amqps://localhost:{expired}"]\nca_file = "{pki["ca"]}"',
+        )
+        worker = Worker(load_config(write(profile), creds), Metrics("order.events"), Notifier({}))
+        # Bounded: a worker that kept retrying would be stopped (status 0) after 20 s.
+        guard = threading.Timer(20, worker.request_stop)
+        guard.start()
+        try:
+            with caplog.at_level("ERROR", "warren.worker"):
+                assert worker.run() == EX_CERTIFICATE
+        finally:
+            guard.cancel()
+    lines = [r.getMessage() for r in caplog.records if r.name == "warren.worker"]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith(f"TLS: broker amqps://localhost:{untrusted} refused: untrusted certificate")
+    assert lines[1].startswith(f"TLS: broker amqps://localhost:{expired} refused: certificate expired")
+    assert lines[2] == "TLS: the certificate of every broker endpoint was refused; exiting with status 76"
+
+
+def test_an_unreadable_ca_file_is_a_configuration_error(
+    write: Any, creds: dict[str, str], tmp_path: Path
+) -> None:
+    profile = VALID.replace(
+        '["amqp://10.0.0.1:5672", "amqp://10.0.0.2"]',
+        f'["amqps://mq"]\nca_file = "{tmp_path / "absent.pem"}"',
+    )
+    with pytest.raises(ConfigError, match=r"broker TLS files \(.*absent.pem\) unusable"):
+        load_config(write(profile), creds)
