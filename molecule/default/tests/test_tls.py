@@ -29,7 +29,14 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "molecule" / "resources"))
 from throwaway_container import run_playbook  # noqa: E402 - after the sys.path entry
 
-CA_FILE = Path(os.environ.get("WARREN_SECRETS_DIR", REPO / ".secrets" / "local")) / "tls" / "ca.crt"
+# The deployment CA on the controller: the local inventory's secrets (inventory/local), or the gce scenario's
+# throwaway ones in Molecule's ephemeral directory (molecule/gce/molecule.yml).
+SECRETS = (
+    Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")) / "secrets"
+    if os.environ.get("MOLECULE_SCENARIO_NAME") == "gce"
+    else Path(os.environ.get("WARREN_SECRETS_DIR", REPO / ".secrets" / "local"))
+)
+CA_FILE = SECRETS / "tls" / "ca.crt"
 TLS_PORTS = (5671, 15671, 15691)
 PLAIN_PORTS = (5672, 15672, 15692)
 
