@@ -80,8 +80,12 @@ integration: venv ## Worker integration tests against a real RabbitMQ on 127.0.0
 	worker/scripts/ensure-test-broker.sh
 	pytest -q worker/tests/integration
 
+.PHONY: browser
+browser: ## Debian's chromium, chromium-driver and certutil for the management UI's browser test (apt, when missing)
+	$(TOOLS)/ensure-browser.sh
+
 .PHONY: molecule
-molecule: venv image ## molecule test: converge site.yml into a systemd container, idempotence, testinfra verify
+molecule: venv image browser ## molecule test: converge site.yml into a systemd container, idempotence, testinfra verify
 	$(TOOLS)/molecule-test.sh
 
 .PHONY: molecule-arm64

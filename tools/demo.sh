@@ -19,7 +19,9 @@ warren_start_container "$name"
 say "ansible-playbook site.yml (inventory/local)"
 ansible-playbook site.yml
 
-publish=(warren-publish --username warren --password-file /etc/warren/credentials/amqp-password)
+# Over AMQPS, verified against the deployment CA the role put on the host, as the workers connect.
+publish=(warren-publish --url "amqps://$name:5671" --ca-file /etc/warren/ca.pem --username warren
+  --password-file /etc/warren/credentials/amqp-password)
 since=$(in_demo date +%s)
 say "Publishing the tutorials' events (persistent, with publisher confirms)"
 publish_event() {
@@ -53,12 +55,14 @@ done
 say "rabbitmqadmin list queues name messages consumers"
 in_demo rabbitmqadmin list queues name messages consumers
 
+secrets=${WARREN_SECRETS_DIR:-$project/.secrets/local}
 cat <<HELP
 
 Warren runs in container $name.
   Shell:            docker exec -it $name bash
   Workers:          docker exec $name systemctl status 'warren-worker@*'   (more in docs/operations.md)
   Publish more:     docker exec $name ${publish[*]} --exchange events --routing-key order.completed '{"order_id":123,"event":"order.completed"}'
-  Management UI:    http://$(docker inspect -f '{{.NetworkSettings.IPAddress}}' "$name"):15672  (user admin, password in .secrets/local/rabbitmq-admin)
+  Management UI:    https://$(docker inspect -f '{{.NetworkSettings.IPAddress}}' "$name"):15671/  (user admin, password in $secrets/rabbitmq-admin)
+  Deployment CA:    $secrets/tls/ca.crt  (import it into your browser, or: curl --cacert $secrets/tls/ca.crt ...)
   Remove the demo:  make demo-clean
 HELP

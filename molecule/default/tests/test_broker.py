@@ -14,9 +14,10 @@ def test_service_active_and_enabled(host: Any) -> None:
     assert service.is_enabled
 
 
+# Plain listeners are loopback-only by default; the TLS ones are in test_tls.py.
 @pytest.mark.parametrize("port", [5672, 15672, 15692])
 def test_listeners(host: Any, port: int) -> None:
-    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening or host.socket(f"tcp://:::{port}").is_listening
+    assert host.socket(f"tcp://127.0.0.1:{port}").is_listening
 
 
 def test_management_plugin_enabled(host: Any) -> None:

@@ -67,6 +67,8 @@ def run_as_release(tmp_path, distribution=None, version=None, os_family="Suse", 
         "out": str(out),
         "rabbitmq_erlang_cookie": "A" * 40,
         "rabbitmq_admin_password": "p" * 16,
+        # Only checked by the role's validation here: nothing is generated.
+        "rabbitmq_tls_pki_dir": str(tmp_path / "tls"),
         **extra,
     }
     (tmp_path / "vars.json").write_text(json.dumps(variables))

@@ -43,6 +43,8 @@ def converge(name, tmp_path):
     variables = {
         "rabbitmq_erlang_cookie": "Issue21CookieIssue21CookieIssue21",
         "rabbitmq_admin_password": "issue21-admin-password",
+        # The deployment CA and this broker's certificate, generated on the controller.
+        "rabbitmq_tls_pki_dir": str(tmp_path / "tls"),
         # SUSE's rabbitmqadmin path: downloaded from the management API, not packaged.
         "__rabbitmq_rabbitmqadmin_packaged": False,
         "__rabbitmq_rabbitmqadmin_path": "/usr/local/bin/rabbitmqadmin",
@@ -63,10 +65,12 @@ def test_item7_item8_a_suse_like_broker_host_converges_and_reconverges_unchanged
         assert [u["user"] for u in json.loads(users)] == ["admin"]
         assert docker_exec(name, "rabbitmqctl -q eval 'node().'").stdout.strip() == f"'rabbit@{name}'"
 
-        # Item 8: the bindings came back for Ansible's interpreter and the ports are open in firewalld.
+        # Item 8: the bindings came back for Ansible's interpreter and the ports are open in firewalld: the TLS
+        # ones only, as the plain listeners are loopback-only by default.
         docker_exec(name, "/usr/bin/python3.11 -c 'import firewall.client'")
-        ports = docker_exec(name, "firewall-cmd --zone=public --list-ports").stdout.split()
-        assert {"5672/tcp", "15672/tcp", "15692/tcp"} <= set(ports)
+        ports = set(docker_exec(name, "firewall-cmd --zone=public --list-ports").stdout.split())
+        assert {"5671/tcp", "15671/tcp", "15691/tcp"} <= ports
+        assert not {"5672/tcp", "15672/tcp", "15692/tcp"} & ports
 
         # rabbitmqadmin runs on the interpreter Ansible uses, and works for root as the tutorials type it.
         assert docker_exec(name, "head -n 1 /usr/local/bin/rabbitmqadmin").stdout.strip() == "#!/usr/bin/python3.11"

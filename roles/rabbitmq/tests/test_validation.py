@@ -21,6 +21,8 @@ GOOD = {
     "ansible_facts": {"os_family": "Debian", "distribution": "Debian", "distribution_version": "12.8"},
     "rabbitmq_erlang_cookie": "A" * 20,
     "rabbitmq_admin_password": "twelve-chars",
+    # Where the deployment's CA and certificates would be generated (only checked here, never written).
+    "rabbitmq_tls_pki_dir": "/nonexistent/tls",
     "__rabbitmq_install_methods": OS_VARS["__rabbitmq_install_methods"],
     "__rabbitmq_release_packages": OS_VARS["__rabbitmq_release_packages"],
 }
@@ -91,17 +93,19 @@ def test_bad_administrator_account_is_refused(tmp_path, overrides):
 @pytest.mark.parametrize(
     ("overrides", "shown"),
     [
-        ({"rabbitmq_amqp_port": 0}, "0, 15672, 15692"),
-        ({"rabbitmq_prometheus_port": 65536}, "5672, 15672, 65536"),
-        ({"rabbitmq_management_port": 5672}, "5672, 5672, 15692"),
+        ({"rabbitmq_amqp_port": 0}, "0, 15672, 15692, 5671, 15671, 15691"),
+        ({"rabbitmq_prometheus_port": 65536}, "5672, 15672, 65536, 5671, 15671, 15691"),
+        ({"rabbitmq_management_port": 5672}, "5672, 5672, 15692, 5671, 15671, 15691"),
+        ({"rabbitmq_amqps_port": 15671}, "5672, 15672, 15692, 15671, 15671, 15691"),
     ],
-    ids=["zero", "above-65535", "two-listeners-on-one-port"],
+    ids=["zero", "above-65535", "two-listeners-on-one-port", "amqps-on-the-https-port"],
 )
 def test_bad_listener_ports_are_refused(tmp_path, overrides, shown):
     assert_refused(
         run_validation(tmp_path, **overrides),
-        "rabbitmq_amqp_port, rabbitmq_management_port and rabbitmq_prometheus_port must be distinct ports "
-        f"from 1 to 65535 (got {shown})",
+        "rabbitmq_amqp_port, rabbitmq_management_port, rabbitmq_prometheus_port, rabbitmq_amqps_port, "
+        "rabbitmq_management_tls_port and rabbitmq_prometheus_tls_port must be distinct ports from 1 to 65535 "
+        f"(got {shown})",
     )
 
 
@@ -175,3 +179,27 @@ def test_pause_minority_on_two_nodes_is_refused(tmp_path):
         "rabbitmq_cluster_partition_handling=pause_minority needs 3 or more nodes (got 2: a split of 2 nodes leaves "
         "no majority, and both would pause); use autoheal for 2 nodes",
     )
+
+
+def test_no_tls_with_loopback_only_plain_listeners_is_refused(tmp_path):
+    assert_refused(
+        run_validation(tmp_path, rabbitmq_tls_enabled=False),
+        "rabbitmq_tls_enabled=false with rabbitmq_plain_listeners=loopback leaves no listener other hosts can "
+        "reach: enable TLS (the default) or set rabbitmq_plain_listeners=all",
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"rabbitmq_tls_pki_dir": ""},
+        {"rabbitmq_tls_cert_file": "/brought/broker.crt"},
+        {"rabbitmq_tls_ca_generate": False},
+        {"rabbitmq_tls_renew_before_days": 400},
+    ],
+    ids=["no-pki-dir", "certificate-without-key", "no-ca-and-no-way-to-sign", "renewal-beyond-validity"],
+)
+def test_tls_certificate_sources_that_cannot_work_are_refused(tmp_path, overrides):
+    result = run_validation(tmp_path, **overrides)
+    assert len(failure_lines(result)) == 1
+    assert failure_lines(result)[0].startswith("TLS needs rabbitmq_tls_pki_dir")

@@ -35,16 +35,20 @@ def worker_instances(profiles: Iterable[Mapping[str, Any]], metrics_base_port: i
     return instances
 
 
-def amqp_endpoints(brokers: Iterable[str], hostvars: Mapping[str, Any], this_host: str, port: int) -> list[str]:
-    """Broker URLs for a worker host: its own broker first (over loopback) when it is one, then the others."""
+def amqp_endpoints(
+    brokers: Iterable[str], hostvars: Mapping[str, Any], this_host: str, port: int, scheme: str = "amqp"
+) -> list[str]:
+    """Broker URLs for a worker host: its own broker first when it is one, then the others. Plain AMQP reaches
+    its own broker over loopback; amqps:// by the address its certificate names, as every other broker."""
     brokers = list(brokers)
-    endpoints = [f"amqp://127.0.0.1:{port}"] if this_host in brokers else []
-    for host in brokers:
-        if host == this_host:
+    endpoints = [f"amqp://127.0.0.1:{port}"] if this_host in brokers and scheme == "amqp" else []
+    own_first = sorted(brokers, key=lambda host: host != this_host)
+    for host in own_first:
+        if host == this_host and scheme == "amqp":
             continue
         host_vars = hostvars[host]
         address = host_vars.get("warren_amqp_address") or host_vars.get("ansible_host") or host
-        endpoints.append(f"amqp://{address}:{port}")
+        endpoints.append(f"{scheme}://{address}:{port}")
     return endpoints
 
 

@@ -62,6 +62,15 @@ def test_endpoints_put_the_local_broker_first_over_loopback():
     assert amqp_endpoints([], hostvars, "app-1", 5672) == []
 
 
+def test_amqps_endpoints_name_every_broker_as_its_certificate_does():
+    hostvars = {"mq-1": {"ansible_host": "10.0.0.1"}, "mq-2": {"warren_amqp_address": "mq-2.internal"}}
+    # Its own broker first, but by its address: 127.0.0.1 is not a name a brought certificate carries.
+    assert amqp_endpoints(["mq-1", "mq-2"], hostvars, "mq-2", 5671, "amqps") == [
+        "amqps://mq-2.internal:5671",
+        "amqps://10.0.0.1:5671",
+    ]
+
+
 def test_valid_profiles_have_no_errors():
     assert profile_errors([PROFILE, dict(PROFILE, name="jobs", instances=0)]) == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 from warren.connection import DEFAULT_HEARTBEAT
 from warren.retry import Backoff
 from warren.routing import pattern_problem
+from warren.tls import client_context, read_tls_files
 from warren.toml_reader import TomlReader
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -39,6 +41,14 @@ class BrokerConfig:
     password: str
     heartbeat: int
     connection_timeout: float
+    # amqps:// endpoints: the CA that signed the broker's certificate (None: the system's CAs), and a client
+    # certificate and key for a broker that asks for one (mutual TLS).
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def tls_context(self) -> ssl.SSLContext:
+        return client_context(self.ca_file, self.cert_file, self.key_file)
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,17 @@ class WorkerConfig:
 
 
 _SCHEMA: dict[str, set[str]] = {
-    "broker": {"endpoints", "vhost", "username", "password_file", "heartbeat", "connection_timeout"},
+    "broker": {
+        "endpoints",
+        "vhost",
+        "username",
+        "password_file",
+        "heartbeat",
+        "connection_timeout",
+        "ca_file",
+        "cert_file",
+        "key_file",
+    },
     "consumer": {"queue", "prefetch", "concurrency", "drain_timeout"},
     "handlers": set(),  # free-form: pattern -> import path
     "retry": {"exchange", "max_attempts", "initial_delay", "multiplier", "max_delay"},
@@ -212,9 +232,10 @@ def _broker(r: TomlReader, environ: Mapping[str, str]) -> BrokerConfig | None:
     timeout = r.get("broker", "connection_timeout", (int, float), 10.0)
     if timeout is not None and timeout <= 0:
         r.problems.append("broker.connection_timeout must be > 0")
+    tls_files = read_tls_files(r)
     if len(r.problems) != start or password is None:
         return None
-    return BrokerConfig(tuple(endpoints), vhost, username, password, heartbeat, timeout)
+    return BrokerConfig(tuple(endpoints), vhost, username, password, heartbeat, timeout, *tls_files)
 
 
 def _password(r: TomlReader, environ: Mapping[str, str]) -> str | None:

@@ -4,6 +4,7 @@ synchronously (the caller runs the I/O loop until a callback stops it), replaced
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,7 +21,8 @@ from warren.connection import (
     failure_reason,
     refuses_access,
 )
-from warren.outgoing import AccessRefused, PublishError
+from warren.outgoing import AccessRefused, CertificateRefused, PublishError
+from warren.tls import certificate_problem
 
 log = logging.getLogger("warren.publisher")
 
@@ -39,13 +41,20 @@ class ConfirmChannel:
         password: str,
         vhost: str,
         timeout: float,
+        tls_context: ssl.SSLContext | None,
         on_confirm: Callable[[Any], None],
         on_return: Callable[[Any, Any, Any, bytes], None],
     ) -> None:
         # Every URL is checked now, not when the connection first fails over to it.
         self._params = {
             u: connection_parameters(
-                u, vhost=vhost, username=username, password=password, timeout=min(timeout, 10.0), name=NAME
+                u,
+                vhost=vhost,
+                username=username,
+                password=password,
+                timeout=min(timeout, 10.0),
+                name=NAME,
+                tls_context=tls_context,
             )
             for u in urls
         }
@@ -62,8 +71,10 @@ class ConfirmChannel:
 
     def connect(self) -> None:
         """Connect to the first endpoint that answers, trying each once; PublishError names why each failed
-        (AccessRefused at once: another endpoint of the same cluster would refuse too)."""
+        (AccessRefused at once: another endpoint of the same cluster would refuse too; CertificateRefused when
+        every endpoint's certificate was refused, which only an operator can mend)."""
         reasons = []
+        certificates_refused = 0
         for _ in self.endpoints.urls:
             url = self.endpoints.next_url()
             try:
@@ -71,11 +82,13 @@ class ConfirmChannel:
             except AccessRefused:
                 raise
             except PublishError as exc:
+                certificates_refused += isinstance(exc, CertificateRefused)
                 reasons.append(f"cannot connect to {describe(url)}: {exc}")
                 continue
             self.endpoints.succeeded()
             return
-        raise PublishError("; ".join(reasons))
+        failed = CertificateRefused if certificates_refused == len(self.endpoints.urls) else PublishError
+        raise failed("; ".join(reasons))
 
     def _open(self, url: str) -> None:
         self._discard_connection()
@@ -184,6 +197,9 @@ def publish_error(err: BaseException | None) -> PublishError:
         return PublishError("connection closed")
     if refuses_access(err):
         return AccessRefused(f"access refused: {err}")
+    problem = certificate_problem(err)
+    if problem is not None:
+        return CertificateRefused(f"TLS: {problem}")
     if isinstance(err, pex.ChannelClosedByBroker):
         return PublishError(f"broker closed the channel: {err.reply_code} {err.reply_text}")
     return PublishError(failure_reason(err))

@@ -15,6 +15,7 @@ import pika.exceptions as pex
 from pika.adapters.utils import connection_workflow as cw
 
 from warren.retry import Backoff, error_line
+from warren.tls import client_context
 
 # Capped at 15 s: once a broker is back, the next attempt comes within 15 s however long it was away
 # (consumption resumes within 30 s of a broker's return, the promise of docs/worker.md).
@@ -75,12 +76,14 @@ def connection_parameters(
     timeout: float,
     name: str,
     heartbeat: int = DEFAULT_HEARTBEAT,
+    tls_context: ssl.SSLContext | None = None,
 ) -> pika.ConnectionParameters:
     """One connection attempt to `url` (amqp:// or amqps://host[:port]); ValueError for any other URL.
 
     `timeout` bounds the TCP connect, twice it the AMQP handshake; `heartbeat` is the AMQP heartbeat timeout
     in seconds (0 disables it), which also sets the socket's TCP timeouts (`tcp_options`).
-    `name` is the connection name the management UI shows.
+    `name` is the connection name the management UI shows. `tls_context` verifies an amqps:// broker
+    (warren.tls); None trusts the system's CAs.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
@@ -101,7 +104,7 @@ def connection_parameters(
         client_properties={"connection_name": name},
     )
     if tls:
-        params.ssl_options = pika.SSLOptions(ssl.create_default_context(), parts.hostname)
+        params.ssl_options = pika.SSLOptions(tls_context or client_context(None), parts.hostname)
     return params
 
 

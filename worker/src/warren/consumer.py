@@ -33,13 +33,14 @@ from warren.connection import (
     refuses_access,
 )
 from warren.dispatcher import Dispatcher
-from warren.exits import EX_NOPERM, EX_OK
+from warren.exits import EX_CERTIFICATE, EX_NOPERM, EX_OK
 from warren.logs import flush_logs
 from warren.metrics import Metrics
 from warren.notify import Notifier, WorkerStatus
 from warren.outcomes import OutcomeLog
 from warren.session import Session
 from warren.summary import Summary
+from warren.tls import CertificateRefusals
 
 log = logging.getLogger("warren.worker")
 
@@ -76,6 +77,7 @@ class Worker:
         self._disconnect = ""  # why the current connection failed or ended, for the reconnect line
         self._consumer_tag: str | None = None
         self._drain_deadline = 0.0
+        self._certificate_refusals = CertificateRefusals(len(self.endpoints.urls), log)
 
     @property
     def session(self) -> Session | None:
@@ -156,6 +158,7 @@ class Worker:
         )
 
     def _on_connection_open(self, connection: Any) -> None:
+        self._certificate_refusals.connected()
         log.info("connected to %s", describe(self._url))
         connection.channel(on_open_callback=self._on_channel_open)
 
@@ -165,6 +168,8 @@ class Worker:
             self.exit_status = EX_NOPERM
         else:
             self._disconnect = reason  # logged by run() with the next attempt
+        if self._certificate_refusals.every_endpoint_refused(err, describe(self._url)):
+            self.exit_status = EX_CERTIFICATE
         self.ioloop.stop()
 
     def _on_connection_closed(self, _connection: Any, reason: BaseException) -> None:
@@ -318,6 +323,7 @@ def _parameters(url: str, broker: BrokerConfig) -> pika.ConnectionParameters:
         timeout=broker.connection_timeout,
         heartbeat=broker.heartbeat,
         name="warren-worker",
+        tls_context=broker.tls_context() if url.startswith("amqps:") else None,
     )
 
 

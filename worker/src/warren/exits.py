@@ -12,8 +12,9 @@ EX_USAGE = 2  # argparse's own status; also invalid input to warren-publish
 EX_UNROUTABLE = 3  # warren-publish: a message matched no queue, or a replay left messages behind
 EX_UNCONFIRMED = 4  # warren-publish: nacked, or the connection died with messages unconfirmed
 EX_UNAVAILABLE = 69  # warren-publish: the broker is unreachable
+EX_CERTIFICATE = 76  # the broker's TLS certificate was refused: untrusted, name mismatch or expired
 EX_NOPERM = 77  # the broker refused the credentials, the vhost or the queue
 EX_CONFIG = 78  # invalid configuration
 
 # Statuses systemd must not restart a worker on: only an operator can fix their cause.
-OPERATOR_MUST_FIX = (EX_NOPERM, EX_CONFIG)
+OPERATOR_MUST_FIX = (EX_CERTIFICATE, EX_NOPERM, EX_CONFIG)

@@ -29,6 +29,10 @@ class AccessRefused(PublishError):
     """The broker refused the credentials or the vhost."""
 
 
+class CertificateRefused(PublishError):
+    """The broker's TLS certificate was refused: untrusted, a name mismatch or expired (warren.tls)."""
+
+
 class Unconfirmed(PublishError):
     """Publishing stopped with messages unconfirmed: whether the broker stored those is unknown.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -13,10 +14,19 @@ from typing import IO, Any
 from warren import __version__
 from warren.connection import connection_parameters
 from warren.decoding import parse_json
-from warren.exits import EX_NOPERM, EX_OK, EX_UNAVAILABLE, EX_UNCONFIRMED, EX_UNROUTABLE, EX_USAGE
-from warren.outgoing import AccessRefused, OutgoingMessage, PublishError, Unconfirmed
+from warren.exits import (
+    EX_CERTIFICATE,
+    EX_NOPERM,
+    EX_OK,
+    EX_UNAVAILABLE,
+    EX_UNCONFIRMED,
+    EX_UNROUTABLE,
+    EX_USAGE,
+)
+from warren.outgoing import AccessRefused, CertificateRefused, OutgoingMessage, PublishError, Unconfirmed
 from warren.publisher import DEFAULT_URL, DEFAULT_WINDOW, Publisher
 from warren.replay import replay_dead_letters
+from warren.tls import client_context
 
 PROGRAM = "warren-publish"  # also the connection name the management UI shows
 
@@ -90,7 +100,7 @@ def _publish_parser() -> argparse.ArgumentParser:
         description="Publish persistent JSON messages with confirms, or replay a dead-letter queue.",
         epilog="Exit: 0 all confirmed; 2 usage or invalid input; 3 unroutable; 4 nacked, or unconfirmed "
         "(connection lost and not replaced within --timeout, no confirms within --timeout, a broker alarm); "
-        "69 broker unreachable; 77 access refused.",
+        "69 broker unreachable; 76 TLS certificate refused; 77 access refused.",
     )
     p.add_argument("body", nargs="?", help="JSON object to publish")
     p.add_argument(
@@ -104,6 +114,14 @@ def _publish_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--password-file", metavar="PATH", help="file holding the password (else $WARREN_PASSWORD)"
     )
+    p.add_argument(
+        "--ca-file",
+        metavar="PATH",
+        default=os.environ.get("WARREN_CA_FILE"),
+        help="CA that signed an amqps:// broker's certificate (else $WARREN_CA_FILE, else the system's)",
+    )
+    p.add_argument("--cert-file", metavar="PATH", help="client certificate for mutual TLS")
+    p.add_argument("--key-file", metavar="PATH", help="its key (default: in --cert-file)")
     p.add_argument("--exchange", default="", help="exchange (default: the default exchange)")
     p.add_argument("--routing-key", help="routing key (required unless every input line carries one)")
     p.add_argument("--message-id", help="message_id for a single message (default: a UUID4)")
@@ -191,6 +209,7 @@ def _publish(
             vhost=args.vhost,
             window=args.window,
             timeout=args.timeout,
+            tls_context=_tls_context(args),
         )
     except ValueError as exc:  # a URL that is not amqp://
         raise InputError(str(exc)) from None
@@ -237,6 +256,7 @@ def _replay(args: argparse.Namespace, password: str, err: Any) -> int:
             password=password,
             timeout=10.0,
             name=PROGRAM,
+            tls_context=_tls_context(args),
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -251,10 +271,23 @@ def _replay(args: argparse.Namespace, password: str, err: Any) -> int:
     return EX_OK if not result.skipped else EX_UNROUTABLE
 
 
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The context for amqps:// --urls (None when all are amqp://); unreadable files are invalid input."""
+    if not any(url.startswith("amqps:") for url in args.url):
+        return None
+    try:
+        return client_context(args.ca_file, args.cert_file, args.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        files = ", ".join(f for f in (args.ca_file, args.cert_file, args.key_file) if f)
+        raise InputError(f"TLS files ({files}) unusable: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def failure_status(exc: PublishError) -> int:
     """The exit status of a publish or replay that failed as a whole (the exception's type says why)."""
     if isinstance(exc, AccessRefused):
         return EX_NOPERM
+    if isinstance(exc, CertificateRefused):
+        return EX_CERTIFICATE
     if isinstance(exc, Unconfirmed):
         return EX_UNCONFIRMED
     return EX_UNAVAILABLE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import ssl
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -67,6 +68,7 @@ class Publisher:
         vhost: str = "/",
         window: int = DEFAULT_WINDOW,
         timeout: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
@@ -76,6 +78,7 @@ class Publisher:
             password=password,
             vhost=vhost,
             timeout=timeout,
+            tls_context=tls_context,
             on_confirm=self._on_confirm,
             on_return=self._on_return,
         )
