@@ -22,7 +22,8 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.select_connection import IOLoop
 
-from warren.config import BrokerConfig, WorkerConfig
+from warren.broker_config import BrokerConfig
+from warren.config import WorkerConfig
 from warren.connection import (
     PERMISSION_CODES,
     Endpoints,
