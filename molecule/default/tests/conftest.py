@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 
-WORKERS_TARGET = "warren-workers.target"
-
 
 def run_json(host: Any, command: str) -> Any:
     result = host.run(command)
@@ -64,9 +62,9 @@ def publish(host: Any, exchange: str, routing_key: str, payload: dict[str, Any])
     return result.stdout.strip()
 
 
-def get_messages(host: Any, queue: str, count: int = 10) -> list[dict[str, Any]]:
-    """Take up to `count` messages off `queue` (acked, not requeued)."""
-    return rabbitmqadmin(host, "get", f"queue={queue}", f"count={count}", "ackmode=ack_requeue_false")
+def peek_messages(host: Any, queue: str, count: int = 10) -> list[dict[str, Any]]:
+    """Read up to `count` messages of `queue` and put them back (requeued, in order): a look, not a drain."""
+    return rabbitmqadmin(host, "get", f"queue={queue}", f"count={count}", "ackmode=ack_requeue_true")
 
 
 def queue_depths(host: Any) -> dict[str, tuple[int, int, int]]:
@@ -85,23 +83,6 @@ def worker_units(host: Any, states: str) -> list[str]:
     return [line.split()[0] for line in listed.splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def workers_paused(host: Any) -> Iterator[None]:
-    """Stop Warren's workers (when deployed) so messages stay in their queues to be inspected."""
-    deployed = host.run(f"systemctl cat {WORKERS_TARGET}").rc == 0
-    running = worker_units(host, "active") if deployed else []
-    if deployed:
-        host.run_expect([0], f"systemctl stop {WORKERS_TARGET}")
-        # The operations guide promises the stop returns only once every instance has drained and exited.
-        assert worker_units(host, "active,activating,deactivating,reloading") == []
-    try:
-        yield
-    finally:
-        if deployed:
-            # Starting the target returns at once; starting the units by name waits until each is consuming.
-            host.run_expect([0], f"systemctl start {WORKERS_TARGET} " + " ".join(running))
-
-
 @contextlib.contextmanager
 def profiles_at_debug(host: Any, *profiles: str) -> Iterator[None]:
     """Run every instance of `profiles` at DEBUG, for checks that need a line per acknowledged message.
@@ -115,12 +96,19 @@ def profiles_at_debug(host: Any, *profiles: str) -> Iterator[None]:
     try:
         for path in paths:
             host.run_expect([0], f"sed -i 's/^level = .*/level = \"DEBUG\"/' {path}")
-        host.run_expect([0], f"systemctl restart {units}")
+        restart_afresh(host, units)
         yield
     finally:
         for path in paths:
             host.run_expect([0], f"mv {path}.deployed {path}")
-        host.run_expect([0], f"systemctl restart {units}")
+        restart_afresh(host, units)
+
+
+def restart_afresh(host: Any, units: str) -> None:
+    """Restart `units` with their start limit reset (as an operator would, see the unit file): the verify tests
+    restart workers more often than StartLimitBurst allows in StartLimitIntervalSec, none of them alone does."""
+    host.run_expect([0], f"systemctl reset-failed {units}")
+    host.run_expect([0], f"systemctl restart {units}")
 
 
 @pytest.fixture

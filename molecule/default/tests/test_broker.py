@@ -16,11 +16,11 @@ def test_service_active_and_enabled(host: Any) -> None:
 
 # Plain listeners are loopback-only by default; the TLS ones are in test_tls.py.
 @pytest.mark.parametrize("port", [5672, 15672, 15692])
-def test_listeners(host: Any, port: int) -> None:
+def test_broker_listens_on_plain_amqp_management_and_prometheus_on_loopback(host: Any, port: int) -> None:
     assert host.socket(f"tcp://127.0.0.1:{port}").is_listening
 
 
-def test_management_plugin_enabled(host: Any) -> None:
+def test_management_and_prometheus_plugins_enabled(host: Any) -> None:
     plugins = host.run_expect([0], "rabbitmq-plugins list --enabled --minimal").stdout.split()
     assert "rabbitmq_management" in plugins
     assert "rabbitmq_prometheus" in plugins
@@ -56,7 +56,7 @@ def test_prometheus_endpoint_serves_metrics(host: Any) -> None:
     assert "rabbitmq_build_info" in metrics.stdout
 
 
-def test_open_file_limit(host: Any) -> None:
+def test_node_gets_65536_open_files_or_the_containers_hard_ceiling(host: Any) -> None:
     # The drop-in asks for 65536. The kernel caps it at the hard limit the container was started with, which
     # is lower on some CI VMs (they lack CAP_SYS_RESOURCE): the running node must get min(65536, that ceiling).
     configured = host.run_expect([0], "systemctl show rabbitmq-server -p LimitNOFILE --value").stdout.strip()

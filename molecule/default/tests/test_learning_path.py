@@ -127,12 +127,18 @@ channel.basic_consume(
 
 channel.start_consuming()
 """
+# The path's worker under a time limit; the path's two jobs once it waits for them; it is stopped once it has
+# acked both (it sleeps 2 s per job before its ack). Each wait is a poll of at most 30 s.
 RUN_WORKER = """\
-timeout 12 /opt/warren/venv/bin/python -u /tmp/worker.py > /tmp/worker.out 2>&1 &
-sleep 3
+timeout 60 /opt/warren/venv/bin/python -u /tmp/worker.py > /tmp/worker.out 2>&1 &
+worker=$!
+poll() { local end=$((SECONDS + 30)); until eval "$1"; do [ $SECONDS -lt $end ] || return 1; sleep 0.1; done; }
+poll 'grep -q "Waiting for jobs" /tmp/worker.out'
 rabbitmqadmin publish routing_key=jobs payload='{"job":"test1"}'
 rabbitmqadmin publish routing_key=jobs payload='{"job":"hello1"}'
-wait
+poll '[ "$(grep -c "Received job" /tmp/worker.out)" -ge 2 ]'
+poll '[ "$(rabbitmqctl list_queues -q --no-table-headers name messages | grep -P "^jobs\t")" = "$(printf "jobs\t0")" ]'
+kill $worker
 cat /tmp/worker.out
 """
 LEARNER = "learner"
@@ -151,7 +157,6 @@ def test_the_paths_worker_py_consumes_the_paths_jobs(host: Any) -> None:
         host.run_expect([0], f"rabbitmqctl set_permissions -p / {LEARNER} '^jobs$' '^$' '^jobs$'")
         host.run_expect([0], "systemctl stop warren-worker@jobs-1")
         try:
-            # The path's worker under a time limit, while the path's two jobs are published.
             host.run_expect([0], f"cat > /tmp/run-worker.sh <<'EOF'\n{RUN_WORKER}EOF")
             result = host.run("bash /tmp/run-worker.sh")
             assert "Worker started. Waiting for jobs..." in result.stdout, result.stdout + result.stderr
