@@ -15,6 +15,7 @@ import re
 import shlex
 import subprocess
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,7 +83,11 @@ class Load:
         self.start = time.time()
         self.unit = f"warren-fault-{self.run}"
         host.run_expect([0], f"cat > {FEED_PATH} <<'EOF'\n{FEED}\nEOF")
-        urls = " ".join(f"--url amqp://{node}:5672/" for node in NODES)
+        # Every broker as the workers reach it (amqps:// with the deployed CA when the brokers listen on TLS).
+        broker = tomllib.loads(host.file("/etc/warren/orders.toml").content_string)["broker"]
+        urls = " ".join(f"--url {url}" for url in broker["endpoints"])
+        if broker.get("ca_file"):
+            urls += f" --ca-file {broker['ca_file']}"
         pipeline = (
             f"{WORKER_PYTHON} {FEED_PATH} {self.run} {COUNT} {RATE} | tee {self.fed} | warren-publish --file - "
             f"{urls} --username warren --password-file /etc/warren/credentials/amqp-password --window 10"
