@@ -87,6 +87,20 @@ def profile_errors(profiles: Any, worker_source_dir: str) -> list[str]:
     return errors
 
 
+def heartbeat_errors(heartbeat: Any, worker_source_dir: str) -> list[str]:
+    """The problem with warren_worker_amqp_heartbeat, by the worker's own bounds for broker.heartbeat."""
+    _worker_config(worker_source_dir)  # puts the worker's source on the path
+    broker_config = importlib.import_module("warren.broker_config")
+    low, high = broker_config.MIN_HEARTBEAT, broker_config.MAX_HEARTBEAT
+    value = _as_int(heartbeat)
+    if _is_int(value) and (value == 0 or low <= value <= high):
+        return []
+    return [
+        f"warren_worker_amqp_heartbeat must be 0 (off) or between {low} and {high} seconds "
+        f"(shorter ones drop healthy connections on a busy host), got {heartbeat!r}"
+    ]
+
+
 def _worker_config(worker_source_dir: str) -> Any:
     """warren.config from the worker's source (stdlib only), which the controller has to build the wheels."""
     source = f"{worker_source_dir}/src"
@@ -185,6 +199,7 @@ class FilterModule:
             "warren_amqp_endpoints": amqp_endpoints,
             "warren_worker_profile_errors": profile_errors,
             "warren_worker_settings_errors": settings_errors,
+            "warren_worker_heartbeat_errors": heartbeat_errors,
             "warren_worker_log_settings_errors": log_settings_errors,
             "warren_worker_metrics_port_errors": metrics_port_errors,
         }

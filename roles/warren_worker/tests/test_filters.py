@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "filter_plugins"))
-from warren_worker import amqp_endpoints, log_settings_errors, settings_errors, worker_instances
+from warren_worker import amqp_endpoints, heartbeat_errors, log_settings_errors, settings_errors, worker_instances
 from warren_worker import profile_errors as profile_errors_with
 
 # The worker's source: its own [consumer] rules check the profiles' queue, prefetch and concurrency.
@@ -148,6 +148,16 @@ def test_settings_errors_name_each_setting():
         "warren_worker_amqp_endpoints: every entry must be an amqp:// or amqps:// URL",
         "warren_worker_drain_timeout must be a positive number of seconds, got 'thirty'",
     ]
+
+
+def test_heartbeat_takes_the_workers_own_bounds():
+    for good in (0, 5, 10, "30", 3600):
+        assert heartbeat_errors(good, WORKER_SOURCE_DIR) == [], good
+    for bad in (1, 4, 3601, -10, "ten", True, 2.5):
+        assert heartbeat_errors(bad, WORKER_SOURCE_DIR) == [
+            "warren_worker_amqp_heartbeat must be 0 (off) or between 5 and 3600 seconds "
+            f"(shorter ones drop healthy connections on a busy host), got {bad!r}"
+        ], bad
 
 
 def test_log_settings_errors_name_each_setting():

@@ -75,6 +75,22 @@ def test_bad_log_settings_fail_before_anything_is_installed(tmp_path):
     ]
 
 
+def test_a_heartbeat_the_worker_would_refuse_fails_before_anything_is_installed(tmp_path):
+    result = run_validation(
+        tmp_path,
+        {
+            "warren_amqp_password": "test-only",
+            "warren_worker_amqp_endpoints": ENDPOINTS,
+            "warren_worker_amqp_heartbeat": 2,
+        },
+    )
+    assert failure_lines(result) == [
+        "Invalid warren_worker settings: 1 error(s)",
+        "- warren_worker_amqp_heartbeat must be 0 (off) or between 5 and 3600 seconds "
+        "(shorter ones drop healthy connections on a busy host), got 2",
+    ]
+
+
 def test_wrong_types_and_unknown_keys_are_refused_by_the_argument_spec(tmp_path):
     profiles = [{"name": "orders", "queue": "order.events", "instances": "two", "prefetch": 4, "concurrency": 1,
                  "handlers": {"order.*": "warren.handlers:order_event"}, "replicas": 2}]  # fmt: skip
