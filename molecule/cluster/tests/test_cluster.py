@@ -58,11 +58,12 @@ def test_work_queues_dead_letter_at_least_once_with_a_delivery_limit(first: Any,
 
 
 def test_workers_take_every_broker_as_an_endpoint(first: Any) -> None:
-    # Their own broker first (by loopback), then the others by name.
-    wanted = ["amqp://127.0.0.1:5672"] + [f"amqp://{node}:5672" for node in NODES[1:]]
+    # AMQPS to every broker by the name its certificate carries, their own broker first; the deployment's CA.
+    wanted = [f"amqps://{node}:5671" for node in NODES]
     for profile in ("orders", "jobs", "whatsapp"):
         config = first.file(f"/etc/warren/{profile}.toml").content_string
         assert f"endpoints = {json.dumps(wanted)}" in config, profile
+        assert 'ca_file = "/etc/warren/ca.pem"' in config, profile
 
 
 def journal_since(host: Any, since: float) -> str:
