@@ -254,7 +254,7 @@ def test_a_restart_with_a_job_in_hand_finishes_it_before_exiting(host: Any) -> N
     marker = f"drain-{uuid.uuid4().hex[:8]}"
     dead_before = dead_letter_depths(host)
     start = float(host.run_expect([0], "date +%s.%N").stdout)
-    publish(host, "", "jobs", {"job": marker, "seconds": 4})
+    publish(host, "amq.default", "jobs", {"job": marker, "seconds": 4})
     deadline = time.monotonic() + 30
     while f"Received job {{'job': '{marker}'" not in journal_since(host, start, "warren-worker@jobs-1"):
         assert time.monotonic() < deadline, "the jobs worker never started the job"
