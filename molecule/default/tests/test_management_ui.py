@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from conftest import admin_credentials
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -106,10 +106,13 @@ def test_the_admin_sees_the_queues_with_their_consumers(host: Any, browser: WebD
     _log_in(browser, ui_url, user, password)
     assert _logged_in(browser), browser.page_source[:2000]
     browser.get(f"{ui_url}#/queues")
-    WebDriverWait(browser, WAIT_SECONDS).until(lambda d: all(d.find_elements(By.LINK_TEXT, queue) for queue in QUEUES))
+    # The UI redraws its tables every few seconds: an element found just before a redraw goes stale, so every
+    # wait here looks again rather than fail on a stale one.
+    wait = WebDriverWait(browser, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,))
+    wait.until(lambda d: all(d.find_elements(By.LINK_TEXT, queue) for queue in QUEUES))
     for queue in QUEUES:
-        browser.find_element(By.LINK_TEXT, queue).click()
-        WebDriverWait(browser, WAIT_SECONDS).until(
+        wait.until(lambda d, q=queue: d.find_element(By.LINK_TEXT, q).click() or True)
+        wait.until(
             lambda d, q=queue: (
                 d.find_elements(By.TAG_NAME, "h1")
                 and d.find_element(By.TAG_NAME, "h1").text == f"Queue {q}"
@@ -117,7 +120,7 @@ def test_the_admin_sees_the_queues_with_their_consumers(host: Any, browser: WebD
             )
         )
         browser.back()
-        WebDriverWait(browser, WAIT_SECONDS).until(lambda d: d.find_elements(By.LINK_TEXT, QUEUES[-1]))
+        wait.until(lambda d: d.find_elements(By.LINK_TEXT, QUEUES[-1]))
 
 
 # The UI's login form asks /api/whoami with the typed credentials. On a refusal RabbitMQ answers 401 with a
