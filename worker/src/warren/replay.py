@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions as pex
 
-from warren.connection import refuses_access
+from warren.confirm_channel import publish_error
 from warren.outgoing import AccessRefused, CertificateRefused, PublishError
 from warren.properties import republish_properties
 from warren.retry import H_EXCHANGE, H_ROUTING_KEY, header_text, replay_headers
-from warren.tls import certificate_problem
 
 
 @dataclass
@@ -34,11 +33,9 @@ def replay_dead_letters(
     try:
         connection = pika.BlockingConnection(params)
     except pex.AMQPConnectionError as exc:
-        if refuses_access(exc):
-            raise AccessRefused(f"access refused: {exc}") from None
-        problem = certificate_problem(exc)
-        if problem is not None:
-            raise CertificateRefused(f"TLS: {problem}") from None
+        error = publish_error(exc)  # the publisher's reading: access refused, certificate refused, or other
+        if isinstance(error, AccessRefused | CertificateRefused):
+            raise error from None
         raise PublishError(f"cannot connect: {type(exc).__name__}: {exc}") from None
     try:
         channel = connection.channel()
