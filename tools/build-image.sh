@@ -11,6 +11,8 @@
 #   default IMAGE: $WARREN_IMAGE or warren/debian12-systemd:latest (amd64),
 #                  $WARREN_ARM64_IMAGE or warren/debian12-systemd-arm64:latest (arm64)
 set -euo pipefail
+# shellcheck source=tools/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 arch=amd64
 if [[ ${1:-} == --arch ]]; then
@@ -99,8 +101,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then
-  log "installing debootstrap"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  warren_apt_install debootstrap
 fi
 
 work=$(mktemp -d /var/tmp/warren-rootfs.XXXXXX)

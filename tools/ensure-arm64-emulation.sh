@@ -3,6 +3,8 @@
 # Does nothing on an aarch64 machine or when the handler is already active. The handler does not survive a
 # reboot, which is why every arm64 make target calls this script rather than a one-time setup step.
 set -euo pipefail
+# shellcheck source=tools/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 log() { printf '[arm64-emulation] %s\n' "$*" >&2; }
 handler=/proc/sys/fs/binfmt_misc/qemu-aarch64
@@ -22,14 +24,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 if ! command -v qemu-aarch64-static >/dev/null 2>&1 || ! command -v update-binfmts >/dev/null 2>&1; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    log "install qemu-user-static and binfmt-support (or your distribution's equivalent) and retry"
-    exit 1
-  fi
-  log "installing Debian's qemu-user-static and binfmt-support"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq qemu-user-static binfmt-support >/dev/null
+  warren_apt_install qemu-user-static binfmt-support
 fi
 mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 # Debian's package registers the handler with fix-binary; enabling it is all that is left.

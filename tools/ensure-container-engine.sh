@@ -3,6 +3,8 @@
 # When none is installed and we are root on Debian/Ubuntu, installs Debian's docker.io and starts dockerd by
 # hand: CI and fresh VMs boot without a running engine, and some have no working init system for it.
 set -euo pipefail
+# shellcheck source=tools/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 log() { printf '[container-engine] %s\n' "$*" >&2; }
 
@@ -18,14 +20,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 if ! command -v dockerd >/dev/null 2>&1; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    log "no Docker engine and no apt-get to install one: install Docker (or a compatible engine) and retry"
-    exit 1
-  fi
-  log "installing Debian's docker.io"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq docker.io >/dev/null
+  warren_apt_install docker.io
 fi
 
 if ! pgrep -x dockerd >/dev/null 2>&1; then

@@ -1,4 +1,4 @@
-# Shell functions shared by demo.sh and benchmark-converge.sh. Source it; it runs nothing by itself.
+# Shell functions shared by the tools' scripts (demo, benchmarks, ensure-*). Source it; it runs nothing by itself.
 
 WARREN_IMAGE=${WARREN_IMAGE:-warren/debian12-systemd:latest}
 WARREN_ARM64_IMAGE=${WARREN_ARM64_IMAGE:-warren/debian12-systemd-arm64:latest}
@@ -51,4 +51,17 @@ all:
       hosts:
         $name:
 INVENTORY
+}
+
+# Install the Debian packages named as arguments, for the ensure-* scripts on a fresh machine. Fails with a
+# message naming them when we are not root or have no apt-get: then the user installs them their own way.
+warren_apt_install() {
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "install $* (Debian's package names; your distribution's equivalent elsewhere) as root, and retry" >&2
+    return 1
+  fi
+  echo "installing Debian's $*" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "$@" >/dev/null
 }
