@@ -5,9 +5,6 @@ a random suffix, and removed when the `with` block ends, whatever happened insid
 """
 
 import contextlib
-import json
-import os
-import re
 import subprocess
 import sys
 import uuid
@@ -16,11 +13,11 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR / "tools"))
 from container_platform import systemd_container  # noqa: E402 - after the sys.path entry
+from playbook_run import run_ansible_playbook  # noqa: E402 - this directory is on sys.path for its users
 
 IMAGE = "warren/debian12-systemd:latest"
 # What systemd needs in a container where --privileged fails: the platform every Molecule scenario runs.
 SYSTEMD_FLAGS, SYSTEMD_COMMAND = systemd_container()
-BIN = Path(sys.executable).parent
 
 
 def ensure_image():
@@ -62,7 +59,7 @@ def throwaway_container(prefix, systemd=False, hostname=None):
 
 def run_playbook(name, playbook, tmp_path, variables=None, timeout=900):
     """Run `playbook` (relative to the repository) against container `name` in groups rabbitmq, over Ansible's
-    docker connection with the host's Python 3.11 and the project's ansible.cfg; returns the completed process."""
+    docker connection with the host's Python 3.11; returns the completed process."""
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "all:\n  children:\n    rabbitmq:\n      hosts:\n"
@@ -70,20 +67,4 @@ def run_playbook(name, playbook, tmp_path, variables=None, timeout=900):
         "          ansible_connection: docker\n"
         "          ansible_python_interpreter: /usr/bin/python3.11\n"
     )
-    command = [str(BIN / "ansible-playbook"), "-i", str(inventory), playbook]
-    if variables is not None:
-        (tmp_path / "vars.json").write_text(json.dumps(variables))
-        command += ["-e", f"@{tmp_path}/vars.json"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        ANSIBLE_CONFIG=str(REPO_DIR / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-    )
-    return subprocess.run(command, cwd=REPO_DIR, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def changed_count(name, result):
-    """The `changed=` figure of host `name` in a playbook's recap."""
-    return int(re.search(rf"^{re.escape(name)}\s*:.*changed=(\d+)", result.stdout, re.M).group(1))
+    return run_ansible_playbook(["-i", inventory, playbook], tmp_path, variables, timeout=timeout)

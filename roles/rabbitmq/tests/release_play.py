@@ -5,13 +5,11 @@ loads the OS family's data as tasks/main.yml does, runs the role's checks, and w
 controller. Shared by this directory's tests."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
+from playbook_run import REPO_DIR, run_ansible_playbook
 
 FAKE_FACTS_MODULE = """#!/usr/bin/python
 from ansible.module_utils.basic import AnsibleModule
@@ -63,7 +61,7 @@ def run_as_release(tmp_path, distribution=None, version=None, os_family="Suse", 
         extra["release_facts"] = {"distribution": distribution, "distribution_version": version, "os_family": os_family}
     (tmp_path / "hosts.json").write_text(json.dumps({"all": {"hosts": host}}))
     variables = {
-        "repo": str(REPO),
+        "repo": str(REPO_DIR),
         "out": str(out),
         "rabbitmq_erlang_cookie": "A" * 40,
         "rabbitmq_admin_password": "p" * 16,
@@ -71,28 +69,8 @@ def run_as_release(tmp_path, distribution=None, version=None, os_family="Suse", 
         "rabbitmq_tls_pki_dir": str(tmp_path / "tls"),
         **extra,
     }
-    (tmp_path / "vars.json").write_text(json.dumps(variables))
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(REPO / "roles"),
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-    )
-    result = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            str(tmp_path / "hosts.json"),
-            str(tmp_path / "play.yml"),
-            "-e",
-            f"@{tmp_path}/vars.json",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    env = {"ANSIBLE_ROLES_PATH": str(REPO_DIR / "roles"), "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
+    result = run_ansible_playbook(
+        ["-i", tmp_path / "hosts.json", tmp_path / "play.yml"], tmp_path, variables, env=env, timeout=120
     )
     return result, (json.loads(out.read_text()) if out.exists() else None)

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
-from throwaway_container import changed_count, docker_exec, run_playbook, throwaway_container
+from playbook_run import changed_count
+from throwaway_container import docker_exec, run_playbook, throwaway_container
 
 SUSE_ENV_FILE = "# as the SUSE rabbitmq-server package ships it\nNODENAME=rabbit@localhost\n"
 

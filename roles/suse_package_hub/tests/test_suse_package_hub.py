@@ -3,19 +3,17 @@ for which distribution, and that a second run changes nothing. Real SUSE hosts: 
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROLE = Path(__file__).resolve().parents[1]
-REPO = ROLE.parents[1]
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
+from playbook_run import changed_count, run_ansible_playbook
+
+PLAY = "roles/suse_package_hub/tests/play.yml"
 ARCH = platform.machine()
 
 FAKE_SUSECONNECT = """#!/bin/sh
@@ -65,43 +63,15 @@ class Host:
             "suse_package_hub_registration_delay": 0,
             **extra,
         }
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-        env.update(
-            {
-                "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-                "FAKE_CALLS": str(self.calls),
-                "FAKE_STATE": str(self.state),
-                "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_LOCAL_TEMP": str(self.tmp / "ansible-tmp"),
-            }
-        )
-        result = subprocess.run(
-            [str(BIN / "ansible-playbook"), "roles/suse_package_hub/tests/play.yml", "-e", json.dumps(variables)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        env = {"FAKE_CALLS": str(self.calls), "FAKE_STATE": str(self.state)}
+        result = run_ansible_playbook([PLAY], self.tmp, variables, env=env)
         calls = self.calls.read_text().splitlines()
         self.calls.write_text("")
         return result, calls
 
 
-def changed(result) -> int:
-    recap = [line for line in result.stdout.splitlines() if line.startswith("localhost")][-1]
-    return int(recap.split("changed=")[1].split()[0])
-
-
-def test_syntax_check():
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "--syntax-check", "roles/suse_package_hub/tests/play.yml"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def test_syntax_check(tmp_path):
+    result = run_ansible_playbook(["--syntax-check", PLAY], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -115,11 +85,11 @@ def test_item6_sles_activates_the_server_applications_module_once_and_not_packag
         "SUSEConnect --status",
         f"SUSEConnect -p sle-module-server-applications/15.6/{ARCH}",
     ]
-    assert changed(result) == 1
+    assert changed_count("localhost", result) == 1
     result, calls = host.run()
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls == ["SUSEConnect --status", "SUSEConnect --status"]
-    assert changed(result) == 0
+    assert changed_count("localhost", result) == 0
 
 
 def test_sles_without_python311_gets_the_python_module_and_package_first(tmp_path):
@@ -161,7 +131,7 @@ def test_byos_registration_only_when_unregistered(tmp_path):
     assert "FAKE-CODE" not in result.stdout  # no_log
     result, calls = host.run(suse_package_hub_registration_code="FAKE-CODE")
     assert "SUSEConnect -r FAKE-CODE" not in calls
-    assert changed(result) == 0
+    assert changed_count("localhost", result) == 0
 
 
 def test_leap_needs_no_suseconnect(tmp_path):
@@ -169,7 +139,7 @@ def test_leap_needs_no_suseconnect(tmp_path):
     result, calls = host.run(suse_package_hub_registration_code="IGNORED")
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls == []
-    assert changed(result) == 0
+    assert changed_count("localhost", result) == 0
 
 
 @pytest.mark.parametrize(("os_id", "id_like"), [("sle-micro", "suse"), ("opensuse-tumbleweed", "opensuse suse")])
@@ -186,4 +156,4 @@ def test_other_families_are_left_alone(tmp_path, os_id, id_like):
     result, calls = Host(tmp_path, os_id, [], id_like=id_like).run()
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls == []
-    assert changed(result) == 0
+    assert changed_count("localhost", result) == 0
