@@ -232,6 +232,29 @@ def test_warren_publish_exits_76_and_says_why(
     assert expected in capsys.readouterr().err
 
 
+def test_a_dlq_replay_exits_76_and_says_why(
+    pki: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "password").write_text("p")
+    with tls_server(pki["expired"]) as port:
+        status = publish_main(
+            [
+                "--url",
+                f"amqps://localhost:{port}",
+                "--ca-file",
+                str(pki["ca"]),
+                "--username",
+                "u",
+                "--password-file",
+                str(tmp_path / "password"),
+                "--replay-dlq",
+                "order.events.dlq",
+            ]
+        )
+    assert status == EX_CERTIFICATE
+    assert capsys.readouterr().err.startswith("warren-publish: TLS: certificate expired")
+
+
 def test_warren_publish_refuses_an_unreadable_ca_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
