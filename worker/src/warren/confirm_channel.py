@@ -146,7 +146,9 @@ class ConfirmChannel:
         self.blocked = None
         log.info("broker unblocked publishing")
 
-    def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
+    def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
+        if channel is not self.channel:  # one that renew_channel replaced
+            return
         if self.error is None:
             self.error = reason
         self.channel = None
@@ -154,6 +156,27 @@ class ConfirmChannel:
             self._connection.close()
         else:
             self.ioloop.stop()
+
+    def renew_channel(self) -> None:
+        """Replace the channel by a new one on the same connection (nothing may be unconfirmed on the old
+        one); on failure, `error` says why and `channel` is None."""
+        old, self.channel = self.channel, None
+        self._connection.channel(on_open_callback=self._on_channel_open)
+        if old is not None and old.is_open:
+            old.close()
+        self.run()  # until the new channel is in confirm mode
+        if self.channel is None and self.error is None:
+            self.error = PublishError("no new channel")
+
+    def idle(self, seconds: float) -> None:
+        """Serve the connection (heartbeats, a close) for `seconds`, or until it fails (`error` says why)."""
+        if seconds <= 0:
+            return
+        timer = self.ioloop.call_later(seconds, self.ioloop.stop)
+        try:
+            self.ioloop.start()
+        finally:
+            self.ioloop.remove_timeout(timer)
 
     def failure(self, err: BaseException | None) -> PublishError:
         """The error to raise for why the connection or the publishing ended; it names a broker alarm that

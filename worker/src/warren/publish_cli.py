@@ -23,7 +23,16 @@ from warren.exits import (
     EX_UNROUTABLE,
     EX_USAGE,
 )
-from warren.outgoing import AccessRefused, CertificateRefused, OutgoingMessage, PublishError, Unconfirmed
+from warren.outgoing import (
+    DEFAULT_MAX_ATTEMPTS,
+    FIRST_RESEND_DELAY,
+    MAX_RESEND_DELAY,
+    AccessRefused,
+    CertificateRefused,
+    OutgoingMessage,
+    PublishError,
+    Unconfirmed,
+)
 from warren.publisher import DEFAULT_URL, DEFAULT_WINDOW, Publisher
 from warren.replay import replay_dead_letters
 from warren.tls import client_context
@@ -98,9 +107,9 @@ def _publish_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="warren-publish",
         description="Publish persistent JSON messages with confirms, or replay a dead-letter queue.",
-        epilog="Exit: 0 all confirmed; 2 usage or invalid input; 3 unroutable; 4 nacked, or unconfirmed "
-        "(connection lost and not replaced within --timeout, no confirms within --timeout, a broker alarm); "
-        "69 broker unreachable; 76 TLS certificate refused; 77 access refused.",
+        epilog="Exit: 0 all confirmed; 2 usage or invalid input; 3 unroutable; 4 nacked --max-attempts "
+        "times, or unconfirmed (connection lost and not replaced within --timeout, no confirms within "
+        "--timeout, a broker alarm); 69 broker unreachable; 76 TLS certificate refused; 77 access refused.",
     )
     p.add_argument("body", nargs="?", help="JSON object to publish")
     p.add_argument(
@@ -133,6 +142,15 @@ def _publish_parser() -> argparse.ArgumentParser:
         help=f"max unconfirmed messages in flight (default {DEFAULT_WINDOW})",
     )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds without progress before giving up")
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=DEFAULT_MAX_ATTEMPTS,
+        metavar="N",
+        help="publish a message the broker refuses (nack) again, with the same message_id, on a new "
+        f"channel after {FIRST_RESEND_DELAY:g} s, doubling up to {MAX_RESEND_DELAY:g} s, until it was "
+        f"published N times (default {DEFAULT_MAX_ATTEMPTS}; 1: never again)",
+    )
     p.add_argument("--replay-dlq", metavar="QUEUE", help="move messages from QUEUE back to their origin")
     p.add_argument("--limit", type=int, help="with --replay-dlq: replay at most N messages")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -143,6 +161,7 @@ def publish_main(argv: Sequence[str] | None = None) -> int:
     # pika logs each failed or lost connection as ERROR lines with tracebacks, which Python would print on
     # stderr for want of a handler; the one line this program writes for it says why.
     logging.getLogger("pika").addHandler(logging.NullHandler())
+    _say_publisher_notes()
     parser = _publish_parser()
     args = parser.parse_args(argv)
     modes = sum(x is not None for x in (args.body, args.file, args.replay_dlq))
@@ -152,6 +171,8 @@ def publish_main(argv: Sequence[str] | None = None) -> int:
         parser.error("--limit takes a non-negative number and needs --replay-dlq")
     if args.window < 1:
         parser.error("--window must be >= 1")
+    if args.max_attempts < 1:
+        parser.error("--max-attempts must be >= 1")
     if args.replay_dlq is not None and args.url and len(args.url) > 1:
         parser.error("--replay-dlq takes one --url")
     args.url = args.url or [DEFAULT_URL]
@@ -183,6 +204,20 @@ def publish_main(argv: Sequence[str] | None = None) -> int:
         return EX_USAGE
 
 
+class _Stderr(logging.Handler):
+    """The publisher's notes (a reconnect, a resend after a nack) as this program's own stderr lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{PROGRAM}: {record.getMessage()}", file=sys.stderr, flush=True)
+
+
+def _say_publisher_notes() -> None:
+    publisher_log = logging.getLogger("warren.publisher")
+    if not any(isinstance(h, _Stderr) for h in publisher_log.handlers):
+        publisher_log.addHandler(_Stderr(logging.INFO))
+        publisher_log.setLevel(logging.INFO)
+
+
 def _lines(stream: IO[bytes], args: argparse.Namespace, errors: list[str]) -> Iterator[OutgoingMessage]:
     for lineno, raw in enumerate(stream, 1):
         try:
@@ -210,6 +245,7 @@ def _publish(
             window=args.window,
             timeout=args.timeout,
             tls_context=_tls_context(args),
+            max_attempts=args.max_attempts,
         )
     except ValueError as exc:  # a URL that is not amqp://
         raise InputError(str(exc)) from None
@@ -232,12 +268,12 @@ def _publish(
             f"({reason}); message_id={msg.message_id}"
         )
     for msg in result.nacked:
-        err(f"broker refused (nack) message_id={msg.message_id}")
-    total = result.confirmed + len(result.returned) + len(result.nacked)
-    if total != 1 or not result.ok or errors:
+        err(f"broker refused (nack) message_id={msg.message_id} {args.max_attempts} times; not sent again")
+    if result.sent != 1 or not result.ok or errors or result.resent:
         print(
-            f"warren-publish: {result.confirmed} confirmed, {len(result.returned)} unroutable, "
-            f"{len(result.nacked)} nacked, {len(errors)} invalid input lines",
+            f"warren-publish: {result.sent} sent, {result.confirmed} confirmed, {result.resent} resent, "
+            f"{len(result.nacked)} failed, {len(result.returned)} unroutable, "
+            f"{len(errors)} invalid input lines",
             file=sys.stderr if not result.ok or errors else sys.stdout,
         )
     if result.returned:

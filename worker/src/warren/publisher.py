@@ -7,7 +7,6 @@ confirm mode waits for each confirm in turn (one round trip plus an fsync per me
 
 from __future__ import annotations
 
-import itertools
 import logging
 import ssl
 import time
@@ -21,6 +20,7 @@ import pika.exceptions as pex
 from warren.confirm_channel import ConfirmChannel
 from warren.connection import describe, failure_reason
 from warren.outgoing import (
+    DEFAULT_MAX_ATTEMPTS,
     ConfirmTracker,
     Nacked,
     OutgoingMessage,
@@ -55,8 +55,10 @@ class Publisher:
 
     `url` is one endpoint or several (a cluster's nodes): connecting tries each in turn. A connection lost
     while publishing is replaced, on the next endpoint that answers, within `timeout` seconds, and the
-    messages it left unconfirmed are published again (at least once: those may arrive twice).
-    Not thread-safe: use one Publisher per thread.
+    messages it left unconfirmed are published again (at least once: those may arrive twice). A message the
+    broker refuses (nack) is published again, with the same message_id and properties, on a new channel
+    after a delay (warren.outgoing.resend_delay), until it was published `max_attempts` times;
+    result.nacked lists those refused every time. Not thread-safe: use one Publisher per thread.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class Publisher:
         window: int = DEFAULT_WINDOW,
         timeout: float = 30.0,
         tls_context: ssl.SSLContext | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
@@ -85,7 +88,7 @@ class Publisher:
         self.window = window
         self.timeout = timeout
         self._source: Iterator[OutgoingMessage] | None = None
-        self._confirms = ConfirmTracker()
+        self._confirms = ConfirmTracker(max_attempts)
         self._last_progress = 0.0
         self._progress_timer: Any = None
 
@@ -117,7 +120,8 @@ class Publisher:
     ) -> str:
         """Publish one message (JSON-encoded unless `body` is bytes); returns its message_id.
 
-        Raises Unroutable when no queue is bound for it, Nacked when the broker refuses it.
+        Raises Unroutable when no queue is bound for it, Nacked when the broker refused it every time
+        (`max_attempts`).
         """
         if isinstance(body, bytes):
             msg = OutgoingMessage(exchange, routing_key, body, message_id or str(uuid.uuid4()), headers)
@@ -135,18 +139,23 @@ class Publisher:
     def publish_many(self, messages: Iterable[OutgoingMessage]) -> PublishResult:
         """Publish everything `messages` yields with at most `window` unconfirmed at a time.
 
-        A lost connection is replaced (see the class); raises Unconfirmed, with the count confirmed, when
-        that fails or publishing stops for another reason (a timeout, a broker alarm, a closed channel).
+        A lost connection is replaced and refused messages are sent again (see the class); raises Unconfirmed,
+        with the count confirmed, when that fails or publishing stops for another reason (a timeout, a broker
+        alarm, a closed channel).
         """
         if self._link.channel is None:
             raise PublishError("not connected")
         self._source = iter(messages)
-        self._confirms.result = PublishResult()
+        self._confirms.start()
         self._last_progress = time.monotonic()
         while True:
             self._publish_until_stopped()
-            if self._source is None and not self._confirms:
+            if self._source is None and not self._confirms and not self._confirms.waiting:
                 return self._confirms.result
+            if self._link.error is None:  # stopped to wait for a message to send again, or after a nack
+                self._wait_then_renew_channel()
+                if self._link.error is None:
+                    continue
             failure = self._link.error
             unconfirmed = self._confirms.new_channel()
             if cured_by_reconnecting(failure) and not self._link.blocked:
@@ -157,10 +166,9 @@ class Publisher:
                 except PublishError as exc:
                     self._fail(f"{lost}; {exc}", unconfirmed)
                 self._last_progress = time.monotonic()  # a new connection is progress
-                # Sent again first: the broker may or may not have them (at least once).
+                # Sent again first (new_channel made them due): the broker may or may not have them.
                 self._confirms.result.reconnects += 1
                 self._confirms.result.republished += len(unconfirmed)
-                self._source = itertools.chain(unconfirmed, self._source or ())
                 continue
             self._fail(str(self._link.failure(failure)), unconfirmed)
 
@@ -173,12 +181,31 @@ class Publisher:
         finally:
             ioloop.remove_timeout(self._progress_timer)
 
+    def _wait_then_renew_channel(self) -> None:
+        """Nothing is in flight: wait (serving the connection) until the next message to send again is due,
+        then go on with a new channel: after a nack, the old one may refuse whatever it is sent."""
+        due = self._confirms.next_due()
+        delay = 0.0 if due is None else max(0.0, due - time.monotonic())
+        if self._confirms.refused_on_channel:
+            log.warning(
+                "broker refused %d messages (nack); sending them again in %.0fs on a new channel",
+                self._confirms.refused_waiting,
+                delay,
+            )
+        self._link.idle(delay)
+        if self._link.error is None:
+            self._link.renew_channel()
+            self._confirms.new_channel()  # nothing was in flight on the old one
+            self._last_progress = time.monotonic()
+
     def _fail(self, reason: str, unconfirmed: list[OutgoingMessage]) -> NoReturn:
         self._source = None
         confirmed = self._confirms.result.confirmed
+        refused = self._confirms.refused_waiting
         raise Unconfirmed(
             f"{reason}: {confirmed} messages confirmed, {len(unconfirmed)} unconfirmed "
-            "(those may or may not have reached the broker)",
+            "(those may or may not have reached the broker)"
+            + (f", {refused} refused (nack) and not sent again" if refused else ""),
             confirmed,
             tuple(unconfirmed),
         ) from None
@@ -187,15 +214,25 @@ class Publisher:
         channel = self._link.channel
         if channel is None:
             return
-        while self._source is not None and len(self._confirms) < self.window:
-            try:
-                msg = next(self._source)
-            except StopIteration:
-                self._source = None
+        tracker = self._confirms
+        now = time.monotonic()
+        while not tracker.refused_on_channel and len(tracker) < self.window:
+            again = tracker.take_due(now)
+            if again is not None:
+                msg, attempt = again
+            elif self._source is not None:
+                try:
+                    msg, attempt = next(self._source), 1
+                except StopIteration:
+                    self._source = None
+                    continue
+                tracker.result.sent += 1
+            else:
                 break
             channel.basic_publish(msg.exchange, msg.routing_key, msg.body, _properties(msg), mandatory=True)
-            self._confirms.sent(msg)
-        if self._source is None and not self._confirms:
+            tracker.sent(msg, attempt)
+        # With nothing in flight, stop when done, to change channel after a nack, or to wait for a resend.
+        if not tracker and (tracker.refused_on_channel or self._source is None):
             self._link.ioloop.stop()
 
     def _check_progress(self) -> None:

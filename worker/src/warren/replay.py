@@ -8,6 +8,7 @@ import pika
 import pika.exceptions as pex
 
 from warren.confirm_channel import publish_error
+from warren.connection import PERMISSION_CODES
 from warren.outgoing import AccessRefused, CertificateRefused, PublishError
 from warren.properties import republish_properties
 from warren.retry import H_EXCHANGE, H_ROUTING_KEY, header_text, replay_headers
@@ -27,23 +28,22 @@ def replay_dead_letters(
     Each message is acked in the DLQ only after the broker confirmed its republish. Messages that
     cannot be replayed (no origin headers, unroutable, nacked) are left in the DLQ. Replays at most
     `limit` messages and never more than the DLQ held at the start, so a message that fails again
-    and is dead-lettered during the run is not replayed in a loop.
+    and is dead-lettered during the run is not replayed in a loop. Raises AccessRefused when the broker
+    refuses the credentials, the vhost, reading the DLQ or writing to a message's origin.
     """
     result = ReplayResult()
     try:
         connection = pika.BlockingConnection(params)
-    except pex.AMQPConnectionError as exc:
+    except (pex.AMQPConnectionError, OSError) as exc:
+        # OSError: for some failures (a refused certificate) BlockingConnection raises the socket's own error.
         error = publish_error(exc)  # the publisher's reading: access refused, certificate refused, or other
         if isinstance(error, AccessRefused | CertificateRefused):
             raise error from None
-        raise PublishError(f"cannot connect: {type(exc).__name__}: {exc}") from None
+        raise PublishError(f"cannot connect to {params.host}:{params.port}: {error}") from None
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        try:
-            depth = channel.queue_declare(queue, passive=True).method.message_count
-        except pex.ChannelClosedByBroker as exc:
-            raise PublishError(f"queue {queue!r}: {exc.reply_code} {exc.reply_text}") from None
+        depth = channel.queue_declare(queue, passive=True).method.message_count
         budget = depth if limit is None else min(limit, depth)
         # Skipped messages stay unacked on this channel (so basic_get moves on) until close requeues them.
         for _ in range(budget):
@@ -70,6 +70,13 @@ def replay_dead_letters(
                 continue
             channel.basic_ack(method.delivery_tag)
             result.replayed += 1
+    except pex.ChannelClosedByBroker as exc:
+        # The message taken and not acked goes back to the DLQ when the connection closes.
+        refused = exc.reply_code in PERMISSION_CODES
+        raise (AccessRefused if refused else PublishError)(
+            f"{'access refused: ' if refused else ''}replaying {queue!r}: {exc.reply_code} {exc.reply_text} "
+            f"({result.replayed} replayed before)"
+        ) from None
     finally:
         if connection.is_open:
             connection.close()

@@ -45,7 +45,7 @@ def test_bulk_json_lines_with_envelopes_and_a_bad_line(mq: Broker) -> None:
     )
     assert out.returncode == 2
     assert "not published: line 3: not JSON" in out.stderr
-    assert "3 confirmed, 0 unroutable, 0 nacked, 1 invalid input lines" in out.stderr
+    assert "3 sent, 3 confirmed, 0 resent, 0 failed, 0 unroutable, 1 invalid input lines" in out.stderr
     got = mq.get_all("order.events")
     assert [json.loads(b)["order_id"] for _, b in got] == [1, 2, 3]
     assert got[2][0].message_id == "m-3"
@@ -71,7 +71,7 @@ def test_bulk_file_reports_each_bad_line_and_publishes_the_rest(mq: Broker, tmp_
     assert "not published: line 4: beyond the JSON decoder's limits" in out.stderr
     assert "not published: line 5: nested too deep for the JSON decoder" in out.stderr
     assert "not published: line 6: header value 0.5 has no AMQP encoding" in out.stderr
-    assert "2 confirmed, 0 unroutable, 0 nacked, 5 invalid input lines" in out.stderr
+    assert "2 sent, 2 confirmed, 0 resent, 0 failed, 0 unroutable, 5 invalid input lines" in out.stderr
     assert [json.loads(b)["order_id"] for _, b in mq.get_all("order.events")] == [1, 2]
 
 

@@ -102,3 +102,13 @@ def test_only_a_lost_connection_is_replaced() -> None:
     assert not cured_by_reconnecting(pex.ChannelClosedByBroker(404, "NOT_FOUND - no exchange"))
     assert not cured_by_reconnecting(PublishError("no confirms within 3s"))
     assert not cured_by_reconnecting(None)
+
+
+def test_max_attempts_is_documented_and_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        publish_main(["--help"])
+    assert "--max-attempts N" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit) as info:
+        publish_main(["--routing-key", "k", "--max-attempts", "0", "{}"])
+    assert info.value.code == 2
+    assert "--max-attempts must be >= 1" in capsys.readouterr().err

@@ -207,9 +207,26 @@ def test_publisher_names_the_problem_through_pikas_wrappers(pki: dict[str, Path]
             publisher.connect()
 
 
-@pytest.mark.parametrize(("cert", "expected"), [("foreign", "untrusted"), ("other-name", "name mismatch")])
+PUBLISH = ("--routing-key", "order.created", '{"order_id": 1}')
+REPLAY = ("--replay-dlq", "order.events.dlq")
+
+
+@pytest.mark.parametrize(
+    ("cert", "expected", "mode"),
+    [
+        ("foreign", "untrusted", PUBLISH),
+        ("other-name", "certificate name mismatch", PUBLISH),
+        ("expired", "certificate expired", REPLAY),
+    ],
+    ids=["publish, untrusted", "publish, name mismatch", "DLQ replay, expired"],
+)
 def test_warren_publish_exits_76_and_says_why(
-    pki: dict[str, Path], cert: str, expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    pki: dict[str, Path],
+    cert: str,
+    expected: str,
+    mode: tuple[str, ...],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     (tmp_path / "password").write_text("p")
     with tls_server(pki[cert]) as port:
@@ -223,13 +240,11 @@ def test_warren_publish_exits_76_and_says_why(
                 "u",
                 "--password-file",
                 str(tmp_path / "password"),
-                "--routing-key",
-                "order.created",
-                '{"order_id": 1}',
+                *mode,
             ]
         )
     assert status == EX_CERTIFICATE
-    assert expected in capsys.readouterr().err
+    assert f"TLS: {expected}" in capsys.readouterr().err
 
 
 def test_warren_publish_refuses_an_unreadable_ca_file(
