@@ -14,7 +14,9 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ from cryptography.x509.oid import NameOID
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "molecule" / "resources"))
-from throwaway_container import run_playbook  # noqa: E402 - after the sys.path entry
+from playbook_run import changed_count  # noqa: E402 - after the sys.path entry
+from throwaway_container import run_playbook  # noqa: E402
 
 # The deployment CA on the controller: the local inventory's secrets (inventory/local), or the gce scenario's
 # throwaway ones in Molecule's ephemeral directory (molecule/gce/molecule.yml).
@@ -155,14 +158,21 @@ def test_prometheus_metrics_over_https_from_the_network(address: str) -> None:
     assert "rabbitmq_build_info" in _https(f"https://{address}:15691/metrics")
 
 
-def test_every_worker_consumes_over_amqps(host: Any) -> None:
+def _workers_on_amqps(host: Any) -> tuple[bool, list[str]]:
+    """Whether every worker instance has one connection to the broker and all of them are TLS 1.2+, and the
+    broker's connection list."""
     rows = host.run_expect(
         [0], "rabbitmqctl list_connections -q --no-table-headers ssl ssl_protocol client_properties"
     ).stdout.splitlines()
     workers = [row.split("\t") for row in rows if '"warren-worker"' in row]
     expected = int(host.run_expect([0], "systemctl list-units --no-legend 'warren-worker@*' | wc -l").stdout)
-    assert expected > 0 and len(workers) == expected, rows
-    assert all(ssl_on == "true" and protocol in ("tlsv1.2", "tlsv1.3") for ssl_on, protocol, _ in workers), rows
+    tls = all(ssl_on == "true" and protocol in ("tlsv1.2", "tlsv1.3") for ssl_on, protocol, _ in workers)
+    return expected > 0 and len(workers) == expected and tls, rows
+
+
+def test_every_worker_consumes_over_amqps(host: Any) -> None:
+    on_amqps, rows = _workers_on_amqps(host)
+    assert on_amqps, rows
 
 
 def test_workers_trust_the_deployment_ca(host: Any) -> None:
@@ -253,3 +263,94 @@ def test_a_bad_brought_certificate_is_refused_and_the_broker_keeps_its_own(
     assert host.run_expect([0], "systemctl show rabbitmq-server -p MainPID --value").stdout.strip() == pid
     out = s_client(address, 5671, "-CAfile", str(CA_FILE), "-verify_return_error", "-verify_hostname", name)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# ---- renewal of the certificate the role signs -------------------------------------------------------------
+
+
+def _served_certificate(address: str, name: str) -> x509.Certificate:
+    """The certificate the broker serves on AMQPS, verified with the deployment CA and the broker's name."""
+    out = s_client(address, 5671, "-CAfile", str(CA_FILE), "-verify_return_error", "-verify_hostname", name)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return x509.load_pem_x509_certificate(re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----",
+                                                    out.stdout, re.S).group(0).encode())  # fmt: skip
+
+
+def _broker_pid(host: Any) -> str:
+    return str(host.run_expect([0], "systemctl show rabbitmq-server -p MainPID --value").stdout.strip())
+
+
+def _worker_pids(host: Any) -> dict[str, str]:
+    units = host.run_expect([0], "systemctl list-units --no-legend --plain 'warren-worker@*.service'").stdout
+    return {unit: host.run_expect([0], f"systemctl show {unit} -p MainPID --value").stdout.strip()
+            for unit in (line.split()[0] for line in units.splitlines())}  # fmt: skip
+
+
+def _renew(name: str, tmp_path: Path, variables: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """The role's certificate tasks and the service tasks after them, with the deployment's PKI directory."""
+    tmp_path.mkdir()
+    result = run_playbook(
+        name,
+        "roles/rabbitmq/tests/tls_certificate.yml",
+        tmp_path,
+        {"rabbitmq_tls_pki_dir": str(CA_FILE.parent), **variables},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return result
+
+
+def test_a_certificate_within_its_renewal_margin_is_re_signed_served_and_then_kept(
+    host: Any, name: str, address: str, tmp_path: Path
+) -> None:
+    """Within `rabbitmq_tls_renew_before_days` of its expiry a run signs a new certificate, the restart handler
+    makes the broker serve it and the workers reconnect over TLS; the next run, far from the new expiry, changes
+    nothing. (The deployment's own margin leaving a fresh certificate alone is Molecule's idempotence step.)"""
+    controller_cert = CA_FILE.parent / f"{name}.crt"
+    original = x509.load_pem_x509_certificate(controller_cert.read_bytes())
+    assert _served_certificate(address, name).serial_number == original.serial_number
+    pid = _broker_pid(host)
+    workers = _worker_pids(host)
+
+    # A margin beyond the remaining validity (whatever earlier runs left), and a validity beyond the margin as
+    # the role's checks want it.
+    now = datetime.datetime.now(datetime.UTC)
+    margin = (original.not_valid_after_utc - now).days + 1
+    within = {"rabbitmq_tls_renew_before_days": margin, "rabbitmq_tls_cert_valid_days": margin + 1}
+    renewed = _renew(name, tmp_path / "renewed", within)
+    assert changed_count(name, renewed) > 0
+    new = x509.load_pem_x509_certificate(controller_cert.read_bytes())
+    assert new.serial_number != original.serial_number
+    assert new.public_key() == original.public_key(), "a renewal keeps the broker's key"
+    assert abs(new.not_valid_before_utc - now) < datetime.timedelta(minutes=5)
+    validity = new.not_valid_after_utc - new.not_valid_before_utc
+    assert abs(validity - datetime.timedelta(days=margin + 1)) < datetime.timedelta(minutes=1), validity
+    assert host.file("/etc/rabbitmq/tls/cert.pem").content_string.strip() == controller_cert.read_text().strip()
+    assert _broker_pid(host) != pid, "the restart handler did not run"
+    assert _served_certificate(address, name).serial_number == new.serial_number
+    _workers_consume_over_amqps_again(host, workers)
+
+    # The same margin against the new certificate's longer validity: nothing changes, nothing restarts.
+    pid = _broker_pid(host)
+    kept = _renew(name, tmp_path / "kept", within)
+    assert changed_count(name, kept) == 0, kept.stdout[-3000:]
+    assert x509.load_pem_x509_certificate(controller_cert.read_bytes()).serial_number == new.serial_number
+    assert _served_certificate(address, name).serial_number == new.serial_number
+    assert _broker_pid(host) == pid
+
+
+def _workers_consume_over_amqps_again(host: Any, workers: dict[str, str]) -> None:
+    """After a broker restart the same worker processes reconnect over TLS and a job published now is handled."""
+    deadline = time.monotonic() + 60
+    while not (on_amqps := _workers_on_amqps(host))[0]:
+        assert time.monotonic() < deadline, f"workers not back on AMQPS within 60 s: {on_amqps[1]}"
+        time.sleep(0.5)
+    assert _worker_pids(host) == workers, "a worker restarted instead of reconnecting"
+    job = f"renewal-{uuid.uuid4().hex[:8]}"
+    since = host.run_expect([0], "date +%s.%N").stdout.strip()
+    host.run_expect([0], "rabbitmqadmin publish exchange=amq.default routing_key=jobs payload=%s",
+                    json.dumps({"job": job}))  # fmt: skip
+    deadline = time.monotonic() + 30
+    while job not in host.run_expect([0], f"journalctl -u 'warren-worker@jobs-*' --since @{since} -o cat").stdout:
+        assert time.monotonic() < deadline, f"job {job} not handled within 30 s"
+        time.sleep(0.5)
