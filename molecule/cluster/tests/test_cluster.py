@@ -9,7 +9,16 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import NODE_NAMES, NODES, WORK_QUEUES, cluster_status, queues, run_json
+from conftest import (
+    ALL_QUEUES,
+    NODE_NAMES,
+    NODES,
+    WORK_QUEUES,
+    assert_same_definitions,
+    cluster_status,
+    queues,
+    run_json,
+)
 
 
 def test_every_node_sees_three_running_nodes_and_no_partition(host: Any) -> None:
@@ -25,22 +34,12 @@ def test_partition_handling_is_pause_minority(host: Any) -> None:
 
 
 def test_definitions_are_the_same_on_every_node(nodes: dict[str, Any]) -> None:
-    # Each node's own management API (rabbitmqctl export_definitions crashes on RabbitMQ 3.10.8).
-    exported = {
-        node: run_json(h, "rabbitmqadmin -q export /tmp/definitions.json && cat /tmp/definitions.json")
-        for node, h in nodes.items()
-    }
-    files = {node: h.file("/etc/rabbitmq/definitions.json").sha256sum for node, h in nodes.items()}
-    assert len(set(files.values())) == 1, files
-    reference = exported[NODES[0]]
-    for node in NODES[1:]:
-        for section in ("vhosts", "exchanges", "queues", "bindings", "policies", "users", "permissions"):
-            assert sorted(map(repr, exported[node][section])) == sorted(map(repr, reference[section])), (node, section)
+    assert_same_definitions(nodes)
 
 
 def test_every_queue_is_quorum_with_a_replica_on_every_node(host: Any) -> None:
     listed = queues(host)
-    for name in WORK_QUEUES + tuple(f"{q}.retry" for q in WORK_QUEUES) + tuple(f"{q}.dlq" for q in WORK_QUEUES):
+    for name in ALL_QUEUES:
         assert listed[name]["type"] == "quorum", name
         assert set(listed[name]["members"]) == NODE_NAMES, name
         assert set(listed[name]["online"]) == NODE_NAMES, name
