@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from certificates import cert_pem, issue, key_pem
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
+from certificates import cert_pem, issue, key_pem
 from role_validation import failure_lines, run_role_validation
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "filter_plugins"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
 from certificates import cert_pem, issue
 from warren_worker import (
     amqp_endpoints,

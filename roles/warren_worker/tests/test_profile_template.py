@@ -9,6 +9,7 @@ import jinja2
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "worker" / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
 from certificates import cert_pem, issue, key_pem
 from warren.config import load_config
 

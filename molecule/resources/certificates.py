@@ -1,4 +1,5 @@
-"""Throwaway certificates for the role's client-certificate tests: a CA, and certificates it (or another) signs."""
+"""Throwaway certificates for tests of client certificates (role tests, Molecule verify): a CA, and certificates it
+(or another) signs."""
 
 from __future__ import annotations
 
