@@ -204,6 +204,11 @@ def tls_client_errors(settings: Mapping[str, Any]) -> list[str]:
     brought = bool(settings.get("cert_file"))
     if brought != bool(settings.get("has_key")):
         errors.append("warren_worker_tls_cert_file and warren_worker_tls_key go together (the key from Ansible Vault)")
+    elif not brought and not settings.get("pki_dir"):
+        errors.append(
+            "warren_worker_tls_client_cert needs warren_worker_tls_pki_dir (warren_tls_pki_dir), where the role keeps "
+            "the worker hosts' keys and certificates, unless each host brings its own (warren_worker_tls_cert_file)"
+        )
     elif not brought and not settings.get("can_sign"):
         errors.append(
             "warren_worker_tls_client_cert: nothing to sign a client certificate with: no CA key in "

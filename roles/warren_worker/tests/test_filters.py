@@ -188,6 +188,7 @@ def tls_settings(**overrides):
         "client_cert": True,
         "amqp_tls": True,
         "ca_file": "/pki/ca.crt",
+        "pki_dir": "/pki",
         "cert_file": "",
         "has_key": False,
         "can_sign": True,
@@ -199,7 +200,8 @@ def tls_settings(**overrides):
 
 def test_client_certificate_settings_that_can_work_pass():
     assert tls_client_errors(tls_settings()) == []
-    assert tls_client_errors(tls_settings(cert_file="/files/w1.crt", has_key=True, can_sign=False)) == []
+    brought = tls_settings(cert_file="/files/w1.crt", has_key=True, can_sign=False, pki_dir="")
+    assert tls_client_errors(brought) == []
     # Off: nothing else matters.
     assert tls_client_errors(tls_settings(client_cert=False, amqp_tls=False, ca_file="", can_sign=False)) == []
 
@@ -216,6 +218,10 @@ def test_client_certificate_settings_that_cannot_work_are_named():
         "warren_worker_tls_client_cert: nothing to sign a client certificate with: no CA key in "
         "warren_worker_tls_pki_dir (ca.key) and no warren_worker_tls_ca_key; bring the CA's key, or each worker "
         "host's certificate (warren_worker_tls_cert_file) and key (warren_worker_tls_key)"
+    ]
+    assert tls_client_errors(tls_settings(pki_dir="")) == [
+        "warren_worker_tls_client_cert needs warren_worker_tls_pki_dir (warren_tls_pki_dir), where the role keeps "
+        "the worker hosts' keys and certificates, unless each host brings its own (warren_worker_tls_cert_file)"
     ]
     assert tls_client_errors(tls_settings(cert_file="/files/w1.crt")) == [
         "warren_worker_tls_cert_file and warren_worker_tls_key go together (the key from Ansible Vault)"
