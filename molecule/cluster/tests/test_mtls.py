@@ -21,7 +21,8 @@ WORKER_PYTHON = "/opt/warren/venv/bin/python"
 CLIENT_CERT, CLIENT_KEY = "/etc/warren/client.crt", "/etc/warren/client.key"
 WORKER_UNITS = 4  # orders-1, orders-2, jobs-1, whatsapp-1
 # An AMQPS client as the worker's: verifies the broker with the deployment CA, presents the certificate it is given
-# (if any), sends the AMQP 0-9-1 header and reads the broker's answer; prints `accepted` on connection.start.
+# (if any), sends the AMQP 0-9-1 header and reads the broker's answer; prints `accepted` on connection.start, else
+# `refused:` and why. A certificate it cannot load fails the script, never passes for a refusal.
 HANDSHAKE = """
 import socket, ssl, sys
 broker, cert, key = sys.argv[1], sys.argv[2] or None, sys.argv[3] or None
@@ -41,7 +42,14 @@ except (ssl.SSLError, OSError) as exc:
 
 def handshake(host: Any, cert: str = "", key: str = "") -> str:
     command = " ".join(shlex.quote(arg) for arg in (WORKER_PYTHON, "-c", HANDSHAKE, NODES[1], cert, key))
-    return str(host.run_expect([0], command).stdout.strip())
+    outcome = str(host.run_expect([0], command).stdout.strip())
+    print(f"\nAMQPS handshake with {NODES[1]} (certificate: {cert or 'none'}): {outcome}")
+    return outcome
+
+
+def refused_by_the_broker(outcome: str) -> bool:
+    # The broker's TLS alert (bad certificate), not a failure on this side.
+    return outcome.startswith("refused") and "alert" in outcome
 
 
 def test_the_worker_hosts_certificate_is_the_workers_own(first: Any) -> None:
@@ -76,6 +84,7 @@ def test_the_brokers_accept_the_hosts_certificate(first: Any) -> None:
 
 
 def test_a_client_without_a_certificate_is_refused(first: Any) -> None:
+    # The broker closes the handshake without an alert ("EOF occurred in violation of protocol").
     assert handshake(first).startswith("refused"), "a broker let an AMQPS client in without a certificate"
 
 
@@ -91,5 +100,4 @@ def foreign_certificate(first: Any) -> Any:
 
 
 def test_a_certificate_from_a_foreign_ca_is_refused(first: Any, foreign_certificate: tuple[str, str]) -> None:
-    outcome = handshake(first, *foreign_certificate)
-    assert outcome.startswith("refused"), "a broker let in a client certificate from another CA"
+    assert refused_by_the_broker(handshake(first, *foreign_certificate)), "a broker let in a foreign CA's certificate"
