@@ -88,11 +88,13 @@ class Load:
         self.start = time.time()
         self.unit = f"warren-fault-{self.run}"
         host.run_expect([0], f"cat > {FEED_PATH} <<'EOF'\n{FEED}\nEOF")
-        # Every broker as the workers reach it (amqps:// with the deployed CA when the brokers listen on TLS).
+        # Every broker as the workers reach it (amqps:// with the deployed CA when the brokers listen on TLS), with
+        # the host's client certificate when they require one (mutual TLS; root reads the worker's key).
         broker = tomllib.loads(host.file("/etc/warren/orders.toml").content_string)["broker"]
         urls = " ".join(f"--url {url}" for url in broker["endpoints"])
-        if broker.get("ca_file"):
-            urls += f" --ca-file {broker['ca_file']}"
+        for option in ("ca_file", "cert_file", "key_file"):
+            if broker.get(option):
+                urls += f" --{option.replace('_', '-')} {broker[option]}"
         pipeline = (
             f"{WORKER_PYTHON} {FEED_PATH} {self.run} {count} {rate} {self.stop_file} | tee {self.fed} | "
             "warren-publish --file - "

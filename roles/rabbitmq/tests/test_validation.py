@@ -189,6 +189,16 @@ def test_no_tls_with_loopback_only_plain_listeners_is_refused(tmp_path):
     )
 
 
+def test_mutual_tls_without_tls_is_refused(tmp_path):
+    assert_refused(
+        run_validation(
+            tmp_path, rabbitmq_tls_enabled=False, rabbitmq_plain_listeners="all", warren_tls_verify_peer=True
+        ),
+        "rabbitmq_tls_verify_peer=true (warren_tls_verify_peer) needs rabbitmq_tls_enabled: client certificates are "
+        "asked for on the TLS listener only, and plain AMQP would take passwords without one",
+    )
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

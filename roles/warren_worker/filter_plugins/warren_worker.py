@@ -1,4 +1,5 @@
-"""Pure helpers for the warren_worker role: unit instances, broker endpoints, profile validation.
+"""Pure helpers for the warren_worker role: unit instances, broker endpoints, profile validation, client
+certificate checks.
 
 Types are checked by meta/argument_specs.yml; these are the rules between values. The rules of a profile's
 [consumer] table (queue, prefetch, concurrency) are the worker's own (warren.config.consumer_problems), read from
@@ -7,6 +8,7 @@ the worker's source on the controller, so the role and the worker cannot disagre
 from __future__ import annotations
 
 import importlib
+import itertools
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -184,6 +186,68 @@ def metrics_port_errors(profiles: Any, base_port: Any) -> list[str]:
     return errors
 
 
+def tls_client_errors(settings: Mapping[str, Any]) -> list[str]:
+    """Every problem with the mutual-TLS settings: where the worker host's client certificate comes from. No key
+    is passed in, only whether there is one."""
+    if not settings.get("client_cert"):
+        return []
+    errors = []
+    if not settings.get("amqp_tls"):
+        errors.append(
+            "warren_worker_tls_client_cert needs warren_worker_amqp_tls: a client certificate is for amqps://"
+        )
+    if not settings.get("ca_file"):
+        errors.append(
+            "warren_worker_tls_client_cert needs warren_worker_tls_ca_file (warren_tls_ca_file): the CA the brokers "
+            "and the client certificate share"
+        )
+    brought = bool(settings.get("cert_file"))
+    if brought != bool(settings.get("has_key")):
+        errors.append("warren_worker_tls_cert_file and warren_worker_tls_key go together (the key from Ansible Vault)")
+    elif not brought and not settings.get("pki_dir"):
+        errors.append(
+            "warren_worker_tls_client_cert needs warren_worker_tls_pki_dir (warren_tls_pki_dir), where the role keeps "
+            "the worker hosts' keys and certificates, unless each host brings its own (warren_worker_tls_cert_file)"
+        )
+    elif not brought and not settings.get("can_sign"):
+        errors.append(
+            "warren_worker_tls_client_cert: nothing to sign a client certificate with: no CA key in "
+            "warren_worker_tls_pki_dir (ca.key) and no warren_worker_tls_ca_key; bring the CA's key, or each worker "
+            "host's certificate (warren_worker_tls_cert_file) and key (warren_worker_tls_key)"
+        )
+    valid, renew = _as_int(settings.get("valid_days")), _as_int(settings.get("renew_before_days"))
+    if not (_is_int(valid) and _is_int(renew) and 1 <= renew < valid):
+        errors.append(
+            "warren_worker_tls_cert_valid_days must be greater than warren_worker_tls_renew_before_days (at least 1), "
+            f"got {valid!r} and {renew!r}"
+        )
+    return errors
+
+
+def issued_by(chain_pem: str, ca_pem: str) -> bool:
+    """Whether the first certificate of chain_pem is signed by a CA of ca_pem, through the intermediates that follow
+    it in chain_pem: the signatures are checked, not only the names."""
+    # Imported here: only mutual TLS needs it, and the controller has it for community.crypto then.
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        chain = x509.load_pem_x509_certificates(chain_pem.encode())
+        cas = x509.load_pem_x509_certificates(ca_pem.encode())
+    except ValueError:
+        return False
+
+    def signed(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return True
+
+    links = all(signed(cert, issuer) for cert, issuer in itertools.pairwise(chain))
+    return links and any(signed(chain[-1], ca) for ca in cas)
+
+
 def _as_int(value: Any) -> Any:
     return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
@@ -202,4 +266,6 @@ class FilterModule:
             "warren_worker_heartbeat_errors": heartbeat_errors,
             "warren_worker_log_settings_errors": log_settings_errors,
             "warren_worker_metrics_port_errors": metrics_port_errors,
+            "warren_worker_tls_client_errors": tls_client_errors,
+            "warren_worker_issued_by": issued_by,
         }

@@ -1,4 +1,5 @@
-"""The role's pure helpers: unit instances and ports, broker endpoint order, profile validation."""
+"""The role's pure helpers: unit instances and ports, broker endpoint order, profile validation, client
+certificates."""
 
 import copy
 import sys
@@ -7,7 +8,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "filter_plugins"))
-from warren_worker import amqp_endpoints, heartbeat_errors, log_settings_errors, settings_errors, worker_instances
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "resources"))
+from certificates import cert_pem, issue
+from warren_worker import (
+    amqp_endpoints,
+    heartbeat_errors,
+    issued_by,
+    log_settings_errors,
+    settings_errors,
+    tls_client_errors,
+    worker_instances,
+)
 from warren_worker import profile_errors as profile_errors_with
 
 # The worker's source: its own [consumer] rules check the profiles' queue, prefetch and concurrency.
@@ -169,3 +180,68 @@ def test_log_settings_errors_name_each_setting():
         "warren_worker_log_summary_interval must be an integer >= 0, got 'often'",
         "warren_worker_log_tutorial_rate must be an integer >= 0, got True",
     ]
+
+
+# Client certificates (mutual TLS).
+def tls_settings(**overrides):
+    settings = {
+        "client_cert": True,
+        "amqp_tls": True,
+        "ca_file": "/pki/ca.crt",
+        "pki_dir": "/pki",
+        "cert_file": "",
+        "has_key": False,
+        "can_sign": True,
+        "valid_days": 365,
+        "renew_before_days": 30,
+    }
+    return {**settings, **overrides}
+
+
+def test_client_certificate_settings_that_can_work_pass():
+    assert tls_client_errors(tls_settings()) == []
+    brought = tls_settings(cert_file="/files/w1.crt", has_key=True, can_sign=False, pki_dir="")
+    assert tls_client_errors(brought) == []
+    # Off: nothing else matters.
+    assert tls_client_errors(tls_settings(client_cert=False, amqp_tls=False, ca_file="", can_sign=False)) == []
+
+
+def test_client_certificate_settings_that_cannot_work_are_named():
+    errors = tls_client_errors(tls_settings(amqp_tls=False, ca_file="", renew_before_days=400))
+    assert [error.split(":")[0] for error in errors] == [
+        "warren_worker_tls_client_cert needs warren_worker_amqp_tls",
+        "warren_worker_tls_client_cert needs warren_worker_tls_ca_file (warren_tls_ca_file)",
+        "warren_worker_tls_cert_valid_days must be greater than warren_worker_tls_renew_before_days (at least 1), "
+        "got 365 and 400",
+    ]
+    assert tls_client_errors(tls_settings(can_sign=False)) == [
+        "warren_worker_tls_client_cert: nothing to sign a client certificate with: no CA key in "
+        "warren_worker_tls_pki_dir (ca.key) and no warren_worker_tls_ca_key; bring the CA's key, or each worker "
+        "host's certificate (warren_worker_tls_cert_file) and key (warren_worker_tls_key)"
+    ]
+    assert tls_client_errors(tls_settings(pki_dir="")) == [
+        "warren_worker_tls_client_cert needs warren_worker_tls_pki_dir (warren_tls_pki_dir), where the role keeps "
+        "the worker hosts' keys and certificates, unless each host brings its own (warren_worker_tls_cert_file)"
+    ]
+    assert tls_client_errors(tls_settings(cert_file="/files/w1.crt")) == [
+        "warren_worker_tls_cert_file and warren_worker_tls_key go together (the key from Ansible Vault)"
+    ]
+
+
+def test_a_certificate_is_issued_by_its_ca_through_the_intermediates_it_carries():
+    ca = issue("Deployment CA")
+    intermediate = issue("Intermediate CA", ca)
+    assert issued_by(cert_pem(issue("w1", ca)[1]), cert_pem(ca[1]))
+    chain = cert_pem(issue("w1", intermediate)[1]) + cert_pem(intermediate[1])
+    assert issued_by(chain, cert_pem(ca[1]))
+    # A bundle of CAs: any of them may have signed it.
+    assert issued_by(cert_pem(issue("w1", ca)[1]), cert_pem(issue("Other CA")[1]) + cert_pem(ca[1]))
+
+
+def test_a_certificate_from_another_ca_is_not_issued_by_the_deployment_ca():
+    ca, foreign = issue("Deployment CA"), issue("Deployment CA")  # the same name: only the signature tells
+    assert not issued_by(cert_pem(issue("w1", foreign)[1]), cert_pem(ca[1]))
+    intermediate = issue("Intermediate CA", ca)
+    # Without the intermediate that links it to the CA.
+    assert not issued_by(cert_pem(issue("w1", intermediate)[1]), cert_pem(ca[1]))
+    assert not issued_by("not a certificate", cert_pem(ca[1]))

@@ -91,6 +91,30 @@ def test_a_heartbeat_the_worker_would_refuse_fails_before_anything_is_installed(
     ]
 
 
+def test_mutual_tls_without_a_way_to_sign_or_amqps_is_refused(tmp_path):
+    # The shared switch, as an inventory sets it; the default endpoints are plain amqp:// here.
+    result = run_validation(
+        tmp_path,
+        {"warren_amqp_password": "test-only", "warren_worker_amqp_endpoints": ENDPOINTS, "warren_tls_verify_peer": True,
+         "warren_worker_amqp_tls": False, "warren_tls_ca_file": "/pki/ca.crt", "warren_tls_pki_dir": str(tmp_path)},
+    )  # fmt: skip
+    assert failure_lines(result) == [
+        "Invalid warren_worker settings: 2 error(s)",
+        "- warren_worker_tls_client_cert needs warren_worker_amqp_tls: a client certificate is for amqps://",
+        "- warren_worker_tls_client_cert: nothing to sign a client certificate with: no CA key in "
+        "warren_worker_tls_pki_dir (ca.key) and no warren_worker_tls_ca_key; bring the CA's key, or each worker "
+        "host's certificate (warren_worker_tls_cert_file) and key (warren_worker_tls_key)",
+    ]
+    # With the CA's key where the rabbitmq role generates it, only the plain endpoints remain wrong.
+    (tmp_path / "ca.key").write_text("a CA key\n")
+    result = run_validation(
+        tmp_path,
+        {"warren_amqp_password": "test-only", "warren_worker_amqp_endpoints": ENDPOINTS, "warren_tls_verify_peer": True,
+         "warren_worker_amqp_tls": False, "warren_tls_ca_file": "/pki/ca.crt", "warren_tls_pki_dir": str(tmp_path)},
+    )  # fmt: skip
+    assert len(failure_lines(result)) == 2
+
+
 def test_wrong_types_and_unknown_keys_are_refused_by_the_argument_spec(tmp_path):
     profiles = [{"name": "orders", "queue": "order.events", "instances": "two", "prefetch": 4, "concurrency": 1,
                  "handlers": {"order.*": "warren.handlers:order_event"}, "replicas": 2}]  # fmt: skip
