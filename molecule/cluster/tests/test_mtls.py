@@ -48,8 +48,10 @@ def handshake(host: Any, cert: str = "", key: str = "") -> str:
 
 
 def refused_by_the_broker(outcome: str) -> bool:
-    # The broker's TLS alert (bad certificate), not a failure on this side.
-    return outcome.startswith("refused") and "alert" in outcome
+    """The broker ended the handshake: with its TLS alert (bad certificate) or, under TLS 1.3, where it checks the
+    client's certificate after the client has finished, often by closing before the alert is read (EOF). Not this
+    side refusing the broker's certificate, which would say nothing about the broker."""
+    return outcome.startswith("refused") and "certificate verify failed" not in outcome.lower()
 
 
 def test_the_worker_hosts_certificate_is_the_workers_own(first: Any) -> None:
@@ -84,8 +86,7 @@ def test_the_brokers_accept_the_hosts_certificate(first: Any) -> None:
 
 
 def test_a_client_without_a_certificate_is_refused(first: Any) -> None:
-    # The broker closes the handshake without an alert ("EOF occurred in violation of protocol").
-    assert handshake(first).startswith("refused"), "a broker let an AMQPS client in without a certificate"
+    assert refused_by_the_broker(handshake(first)), "a broker let an AMQPS client in without a certificate"
 
 
 @pytest.fixture
