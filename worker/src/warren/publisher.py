@@ -183,7 +183,7 @@ class Publisher:
 
     def _wait_then_renew_channel(self) -> None:
         """Nothing is in flight: wait (serving the connection) until the next message to send again is due,
-        then go on with a new channel: after a nack, the old one may refuse whatever it is sent."""
+        then go on, with a new channel after a nack: the old one may refuse whatever it is sent."""
         due = self._confirms.next_due()
         delay = 0.0 if due is None else max(0.0, due - time.monotonic())
         if self._confirms.refused_on_channel:
@@ -193,10 +193,10 @@ class Publisher:
                 delay,
             )
         self._link.idle(delay)
-        if self._link.error is None:
+        if self._link.error is None and self._confirms.refused_on_channel:
             self._link.renew_channel()
             self._confirms.new_channel()  # nothing was in flight on the old one
-            self._last_progress = time.monotonic()
+        self._last_progress = time.monotonic()  # waiting for a resend is not a stall
 
     def _fail(self, reason: str, unconfirmed: list[OutgoingMessage]) -> NoReturn:
         self._source = None
